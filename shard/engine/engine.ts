@@ -1,0 +1,295 @@
+// The shard's storage and delivery engine: topics by name, publishing, lease pulls and the
+// periodic scan that times out in-flight messages and releases deferred ones. No sockets here;
+// the TCP and HTTP layers turn requests into calls on it.
+
+import { randomBytes } from 'node:crypto';
+import { IdGenerator } from '../../wire/message';
+import { isValidName } from '../../wire/names';
+import { Channel, Consumer, SettleResult } from './channel';
+import { Clock, systemClock } from './clock';
+import { DEFAULT_ENGINE_OPTIONS, EngineContext, EngineOptions } from './context';
+import { LEASE_OWNER, Message } from './message';
+import type { ShardMetadata, Store } from './store';
+import { Topic } from './topic';
+
+export const ENGINE_VERSION = '1.3.0';
+/** How often in-flight timeouts and deferred due times are checked (nsqd's queue scan: 100 ms). */
+export const SCAN_INTERVAL_MS = 100;
+
+export interface EngineDeps {
+  store: Store;
+  clock?: Clock;
+  /** 0..1023; part of every message id, so two shards never mint the same id. */
+  workerId?: number;
+  schedule?: (fn: () => void) => void;
+}
+
+export interface PullOptions {
+  max: number;
+  leaseMs: number;
+  /** How long to wait for a first message when none is ready (long-poll); 0 answers at once. */
+  waitMs: number;
+  signal?: AbortSignal;
+}
+
+export class EngineError extends Error {
+  constructor(readonly code: string, message?: string) {
+    super(message ?? code);
+  }
+}
+
+/** A pending lease pull: a consumer whose capacity is what the caller asked for. */
+class LeasePull implements Consumer {
+  readonly id = LEASE_OWNER;
+  inFlightCount = 0;
+  readonly got: Message[] = [];
+  private settled = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly msgTimeoutMs: number,
+    private readonly max: number,
+    private readonly channel: Channel,
+    private readonly resolve: (msgs: Message[]) => void,
+  ) {}
+
+  capacity(): number {
+    return this.settled ? 0 : this.max - this.got.length;
+  }
+
+  deliver(m: Message): void {
+    this.got.push(m);
+    // Let the current pump hand over everything that is ready before answering.
+    if (this.got.length === 1) queueMicrotask(() => this.finish());
+  }
+
+  channelGone(): void {
+    this.finish();
+  }
+
+  wait(ms: number): void {
+    this.timer = setTimeout(() => this.finish(), ms);
+  }
+
+  finish(): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.channel.removeConsumer(this);
+    this.resolve(this.got);
+  }
+
+  /** The caller went away before the answer: nothing it was handed may wait out its lease. */
+  abandon(): void {
+    if (this.settled) return;
+    const got = this.got.splice(0);
+    this.finish();
+    for (const m of got) this.channel.requeue(m.id, LEASE_OWNER, 0, m.token);
+  }
+}
+
+export class Engine {
+  readonly topics = new Map<string, Topic>();
+  readonly opts: EngineOptions;
+  readonly startTime = Date.now();
+  private readonly ctx: EngineContext;
+  private readonly ids: IdGenerator;
+  private readonly store: Store;
+  private readonly clock: Clock;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private tokenSeq = 0;
+  private readonly tokenPrefix = randomBytes(4).toString('hex');
+  private loading = false;
+  private closed = false;
+
+  constructor(opts: Partial<EngineOptions>, deps: EngineDeps) {
+    this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...opts };
+    this.store = deps.store;
+    this.clock = deps.clock ?? systemClock;
+    this.ids = new IdGenerator(deps.workerId ?? 0, () => this.clock.wallNow());
+    this.ctx = {
+      opts: this.opts,
+      clock: this.clock,
+      store: this.store,
+      newToken: () => this.tokenPrefix + (++this.tokenSeq).toString(36),
+      channelIdle: (ch) => this.reapEphemeral(ch),
+      metadataChanged: () => this.saveMetadata(),
+      schedule: deps.schedule ?? ((fn) => setImmediate(fn)),
+    };
+    this.load();
+  }
+
+  /** Starts the periodic scan (timeouts, deferred messages, backend flushes). */
+  start(): void {
+    if (!this.scanTimer) this.scanTimer = setInterval(() => this.tick(), SCAN_INTERVAL_MS);
+  }
+
+  // ---- topics and channels ----
+
+  topic(name: string): Topic {
+    let t = this.topics.get(name);
+    if (!t) {
+      if (!isValidName(name)) throw new EngineError('INVALID_TOPIC');
+      t = new Topic(name, this.ctx);
+      this.topics.set(name, t);
+      if (!t.ephemeral) this.saveMetadata();
+    }
+    return t;
+  }
+
+  findTopic(name: string): Topic | undefined {
+    return this.topics.get(name);
+  }
+
+  channel(topicName: string, channelName: string): Channel {
+    if (!isValidName(channelName)) throw new EngineError('INVALID_CHANNEL');
+    return this.topic(topicName).getChannel(channelName);
+  }
+
+  findChannel(topicName: string, channelName: string): Channel | undefined {
+    return this.topics.get(topicName)?.channels.get(channelName);
+  }
+
+  deleteTopic(name: string): boolean {
+    const t = this.topics.get(name);
+    if (!t) return false;
+    this.topics.delete(name);
+    t.delete();
+    if (!t.ephemeral) this.saveMetadata();
+    return true;
+  }
+
+  deleteChannel(topicName: string, channelName: string): boolean {
+    const t = this.topics.get(topicName);
+    if (!t || !t.deleteChannel(channelName)) return false;
+    if (t.ephemeral && t.channels.size === 0) this.deleteTopic(topicName);
+    return true;
+  }
+
+  private reapEphemeral(ch: Channel): void {
+    if (this.closed || ch.deleted) return;
+    this.deleteChannel(ch.topicName, ch.name);
+  }
+
+  // ---- publishing ----
+
+  private newMessage(body: Buffer): Message {
+    return new Message(this.ids.next(), body, this.clock.wallNow() * 1e6);
+  }
+
+  /** Publishes one message (deferred by `deferMs` when > 0); returns it once it is stored. */
+  publish(topicName: string, body: Buffer, deferMs = 0): Message {
+    const t = this.topic(topicName);
+    const m = this.newMessage(body);
+    if (deferMs > 0) m.deferUntil = this.clock.wallNow() + deferMs;
+    t.put(m);
+    t.flush();
+    return m;
+  }
+
+  /** Publishes a batch; all of it is stored before the call returns (MPUB is all or nothing upstream). */
+  publishMany(topicName: string, bodies: readonly Buffer[]): Message[] {
+    const t = this.topic(topicName);
+    const out: Message[] = new Array(bodies.length);
+    for (let i = 0; i < bodies.length; i++) {
+      const m = this.newMessage(bodies[i]);
+      t.put(m);
+      out[i] = m;
+    }
+    t.flush();
+    return out;
+  }
+
+  // ---- the lease API ----
+
+  /** Leases up to `max` messages for `leaseMs`, waiting up to `waitMs` for the first one. */
+  pull(topicName: string, channelName: string, o: PullOptions): Promise<Message[]> {
+    const ch = this.channel(topicName, channelName);
+    const leaseMs = Math.min(Math.max(1, o.leaseMs), this.opts.maxMsgTimeoutMs);
+    return new Promise((resolve) => {
+      const pull = new LeasePull(leaseMs, Math.max(1, o.max), ch, resolve);
+      if (o.signal?.aborted) return resolve([]);
+      o.signal?.addEventListener('abort', () => pull.abandon(), { once: true });
+      ch.addConsumer(pull);
+      if (pull.got.length === 0) {
+        if (o.waitMs > 0 && !ch.deleted) pull.wait(o.waitMs);
+        else pull.finish();
+      }
+    });
+  }
+
+  finishLease(topicName: string, channelName: string, id: string, token: string): SettleResult {
+    const ch = this.findChannel(topicName, channelName);
+    return ch ? ch.finish(id, LEASE_OWNER, token) : 'not_in_flight';
+  }
+
+  requeueLease(topicName: string, channelName: string, id: string, token: string, delayMs: number): SettleResult {
+    const ch = this.findChannel(topicName, channelName);
+    if (!ch) return 'not_in_flight';
+    return ch.requeue(id, LEASE_OWNER, Math.min(Math.max(0, delayMs), this.opts.maxReqTimeoutMs), token);
+  }
+
+  touchLease(topicName: string, channelName: string, id: string, token: string, leaseMs?: number): SettleResult {
+    const ch = this.findChannel(topicName, channelName);
+    return ch ? ch.touch(id, LEASE_OWNER, token, leaseMs) : 'not_in_flight';
+  }
+
+  /** Milliseconds left on a message's lease, if it is in flight. */
+  leaseRemaining(topicName: string, channelName: string, id: string): number | undefined {
+    const due = this.findChannel(topicName, channelName)?.deadlineOf(id);
+    return due === undefined ? undefined : Math.max(0, Math.round(due - this.clock.now()));
+  }
+
+  // ---- the periodic scan ----
+
+  tick(): void {
+    for (const t of [...this.topics.values()]) if (!t.deleted) t.tick();
+  }
+
+  // ---- persistence ----
+
+  private load(): void {
+    const md = this.store.loadMetadata();
+    if (!md) return;
+    this.loading = true;
+    try {
+      for (const tm of md.topics) {
+        if (!isValidName(tm.name)) continue;
+        const t = this.topic(tm.name);
+        t.paused = tm.paused;
+        for (const cm of tm.channels) {
+          if (!isValidName(cm.name)) continue;
+          t.getChannel(cm.name).paused = cm.paused;
+        }
+      }
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  metadata(): ShardMetadata {
+    const topics = [];
+    for (const t of this.topics.values()) {
+      if (t.ephemeral) continue;
+      const channels = [];
+      for (const ch of t.channels.values()) if (!ch.ephemeral) channels.push({ name: ch.name, paused: ch.paused });
+      topics.push({ name: t.name, paused: t.paused, channels });
+    }
+    return { version: ENGINE_VERSION, topics };
+  }
+
+  private saveMetadata(): void {
+    if (this.loading || this.closed) return;
+    this.store.saveMetadata(this.metadata());
+  }
+
+  /** Stops the scan, saves memory, in-flight and deferred messages and the metadata. */
+  close(): void {
+    if (this.closed) return;
+    if (this.scanTimer) clearInterval(this.scanTimer);
+    this.scanTimer = undefined;
+    this.store.saveMetadata(this.metadata());
+    this.closed = true;
+    for (const t of this.topics.values()) t.close();
+  }
+}

@@ -1,0 +1,39 @@
+// A message as a channel holds it: the wire fields plus the delivery state the channel keeps
+// while it is in flight or deferred. Every channel holds its own Message; bodies are shared.
+
+import type { WireMessage } from '../../wire/message';
+
+/** Owner id used for messages handed out through the lease API rather than to a connection. */
+export const LEASE_OWNER = 0;
+
+export class Message implements WireMessage {
+  attempts = 0;
+  /** Who holds it in flight: a consumer id, or LEASE_OWNER. */
+  ownerId = -1;
+  /** Identifies one delivery; a lease holder must present it to finish, requeue or touch. */
+  token = '';
+  /** Heap priority: in-flight deadline or deferred due time (monotonic ms). */
+  pri = 0;
+  /** Position in whichever heap holds it; -1 when in none. */
+  heapIndex = -1;
+  /** When the current delivery started (monotonic ms). */
+  deliveredAt = 0;
+  /** How long the current delivery lasts before it times out (ms); a touch extends by this much. */
+  timeoutMs = 0;
+  /** Wall-clock due time of a deferred publish still buffered in its topic; 0 when none. */
+  deferUntil = 0;
+
+  constructor(
+    readonly id: string,
+    readonly body: Buffer,
+    readonly timestamp: number,
+  ) {}
+
+  /** A fresh copy for another channel: same id, body and timestamp, no delivery state. */
+  copy(): Message {
+    const m = new Message(this.id, this.body, this.timestamp);
+    m.attempts = this.attempts;
+    m.deferUntil = this.deferUntil;
+    return m;
+  }
+}
