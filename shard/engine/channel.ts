@@ -280,10 +280,12 @@ export class Channel {
 
   pause(): void {
     this.paused = true;
+    if (!this.ephemeral) this.ctx.metadataChanged();
   }
 
   unpause(): void {
     this.paused = false;
+    if (!this.ephemeral) this.ctx.metadataChanged();
     this.pump();
   }
 

@@ -3,7 +3,6 @@
 
 import type { Clock } from './clock';
 import type { Store } from './store';
-import type { Channel } from './channel';
 
 export interface EngineOptions {
   /** Messages kept in memory per topic and per channel before overflowing to the backend. */
@@ -33,7 +32,7 @@ export interface EngineContext {
   /** A token unique to one lease delivery. */
   newToken(): string;
   /** An #ephemeral channel has no consumers left. */
-  channelIdle(ch: Channel): void;
+  channelIdle(ch: { readonly topicName: string; readonly name: string; readonly deleted: boolean }): void;
   /** Topics, channels or paused flags changed: persist the metadata. */
   metadataChanged(): void;
   /** Runs `fn` soon, after pending I/O (setImmediate in production). */

@@ -166,7 +166,7 @@ export class Engine {
     return true;
   }
 
-  private reapEphemeral(ch: Channel): void {
+  private reapEphemeral(ch: { readonly topicName: string; readonly name: string; readonly deleted: boolean }): void {
     if (this.closed || ch.deleted) return;
     this.deleteChannel(ch.topicName, ch.name);
   }

@@ -1,0 +1,37 @@
+// The shard's flags: nsqd's names and defaults, each also read from SLUICE_<NAME>.
+
+import os from 'node:os';
+import { ConfigOf, flag } from '../runtime/config';
+
+const MiB = 1024 * 1024;
+
+export const shardFlags = {
+  tcpAddress: flag.string('0.0.0.0:4150', 'address for NSQ TCP protocol V2 clients'),
+  httpAddress: flag.string('0.0.0.0:4151', 'address for the HTTP API'),
+  broadcastAddress: flag.string(os.hostname(), 'address this shard is reached at, as told to lookups'),
+  dataPath: flag.string('', 'directory for disk queues and metadata (default: the current directory)'),
+  memQueueSize: flag.int(10000, 'messages kept in memory per topic and per channel before going to disk', 0),
+  maxBytesPerFile: flag.int(100 * MiB, 'bytes per disk queue segment file before rolling', 1024),
+  syncEvery: flag.int(2500, 'fsync a disk queue after this many messages (1 = before every publish is acknowledged)', 1),
+  syncTimeout: flag.duration(2000, 'fsync a disk queue at least this often while it has unsynced writes'),
+  msgTimeout: flag.duration(60_000, 'default time a delivered message may stay in flight'),
+  maxMsgTimeout: flag.duration(15 * 60_000, 'longest in-flight time a client may ask for (touches included)'),
+  maxReqTimeout: flag.duration(60 * 60_000, 'longest requeue delay or deferred publish'),
+  maxMsgSize: flag.int(MiB, 'largest message body in bytes', 1),
+  maxBodySize: flag.int(5 * MiB, 'largest request body (MPUB, /mpub) in bytes', 1),
+  maxRdyCount: flag.int(2500, 'largest RDY a client may send', 1),
+  maxChannelConsumers: flag.int(0, 'most consumers per channel (0 = unlimited)', 0),
+  nodeId: flag.int(-1, 'worker id in message ids, 0..1023 (default: derived from the hostname)', -1, 1023),
+  lookupdTcpAddress: flag.list([], 'lookup TCP address to register with (repeatable)'),
+  leaseGrace: flag.duration(30_000, 'how long an #ephemeral channel used only through the lease API outlives its last pull'),
+  logLevel: flag.string('info', 'log level: error, warn, info or debug'),
+};
+
+export type ShardConfig = ConfigOf<typeof shardFlags>;
+
+/** nsqd derives its default worker id from the hostname; so do we (a stable 0..1023). */
+export function defaultNodeId(hostname = os.hostname()): number {
+  let h = 0;
+  for (let i = 0; i < hostname.length; i++) h = (h * 31 + hostname.charCodeAt(i)) >>> 0;
+  return h % 1024;
+}

@@ -1,0 +1,143 @@
+// The lease API (Sluice's extension, under /sluice/lease/): pull messages without holding a
+// connection, then finish, requeue or touch them by message id + lease token, one or many at once.
+// This is what lets gateways stay stateless: any gateway can settle any lease.
+
+import type { Engine } from '../engine/engine';
+import type { SettleResult } from '../engine/channel';
+import type { Message } from '../engine/message';
+import { isValidName } from '../../wire/names';
+import { HttpError, readBody, Request, Router } from './router';
+
+export const LEASE_PREFIX = '/sluice/lease';
+/** Longest long-poll a pull may ask for. */
+export const MAX_WAIT_MS = 60_000;
+const MAX_PULL = 5000;
+const MAX_BATCH_BODY = 4 * 1024 * 1024;
+
+export interface LeaseApiDeps {
+  engine: Engine;
+  defaultLeaseMs: number;
+}
+
+export interface SettleItem {
+  id: string;
+  token: string;
+  delay_ms?: number;
+  lease_ms?: number;
+}
+
+const RESULT: Record<SettleResult, { status: number; code: string }> = {
+  ok: { status: 200, code: 'OK' },
+  not_in_flight: { status: 404, code: 'NOT_IN_FLIGHT' },
+  stale: { status: 409, code: 'STALE_LEASE' },
+  not_owner: { status: 409, code: 'NOT_OWNER' },
+};
+
+function nameArg(r: Request, key: 'topic' | 'channel'): string {
+  const v = r.query.get(key);
+  if (v === null) throw new HttpError(400, key === 'topic' ? 'MISSING_ARG_TOPIC' : 'MISSING_ARG_CHANNEL');
+  if (!isValidName(v)) throw new HttpError(400, key === 'topic' ? 'INVALID_TOPIC' : 'INVALID_CHANNEL');
+  return v;
+}
+
+function intArg(r: Request, key: string, def: number, min: number, max: number): number {
+  const v = r.query.get(key);
+  if (v === null || v === '') return def;
+  if (!/^\d+$/.test(v)) throw new HttpError(400, `INVALID_${key.toUpperCase()}`);
+  const n = Number(v);
+  if (n < min || n > max) throw new HttpError(400, `INVALID_${key.toUpperCase()}`);
+  return n;
+}
+
+export function leaseView(m: Message, leaseMs: number): Record<string, unknown> {
+  return {
+    id: m.id,
+    token: m.token,
+    attempts: m.attempts,
+    timestamp: m.timestamp,
+    lease_ms: leaseMs,
+    body: m.body.toString('base64'),
+  };
+}
+
+/** Items come from a JSON body `{"leases":[{id, token, ...}]}` or, for one, from the query string. */
+async function settleItems(r: Request): Promise<{ items: SettleItem[]; single: boolean }> {
+  const id = r.query.get('id');
+  if (id !== null) {
+    const token = r.query.get('token');
+    if (token === null) throw new HttpError(400, 'MISSING_ARG_TOKEN');
+    const item: SettleItem = { id, token };
+    const delay = r.query.get('delay_ms');
+    if (delay !== null) item.delay_ms = intArg(r, 'delay_ms', 0, 0, Number.MAX_SAFE_INTEGER);
+    const lease = r.query.get('lease_ms');
+    if (lease !== null) item.lease_ms = intArg(r, 'lease_ms', 1, 1, Number.MAX_SAFE_INTEGER);
+    return { items: [item], single: true };
+  }
+  const body = await readBody(r.req, MAX_BATCH_BODY, 'BODY_TOO_BIG');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'INVALID_BODY', { detail: 'body is not JSON' });
+  }
+  const leases = (parsed as { leases?: unknown })?.leases;
+  if (!Array.isArray(leases)) throw new HttpError(400, 'INVALID_BODY', { detail: 'expected {"leases":[{"id","token"}]}' });
+  const items: SettleItem[] = [];
+  for (let i = 0; i < leases.length; i++) {
+    const it = leases[i] as Record<string, unknown>;
+    const bad = (what: string) => new HttpError(400, 'INVALID_BODY', { detail: `leases[${i}]: ${what}` });
+    if (!it || typeof it.id !== 'string' || typeof it.token !== 'string') throw bad('id and token must be strings');
+    for (const k of ['delay_ms', 'lease_ms'] as const) {
+      if (it[k] !== undefined && (typeof it[k] !== 'number' || !Number.isInteger(it[k]) || (it[k] as number) < 0)) throw bad(`${k} must be a non-negative integer`);
+    }
+    items.push({ id: it.id, token: it.token, delay_ms: it.delay_ms as number | undefined, lease_ms: it.lease_ms as number | undefined });
+  }
+  return { items, single: false };
+}
+
+type Settle = (topic: string, channel: string, it: SettleItem) => SettleResult;
+
+function settleRoute(d: LeaseApiDeps, settle: Settle, withLease: boolean) {
+  return async (r: Request) => {
+    const topic = nameArg(r, 'topic');
+    const channel = nameArg(r, 'channel');
+    const { items, single } = await settleItems(r);
+    const outcomes = items.map((it) => ({ it, result: settle(topic, channel, it) }));
+    if (single && outcomes[0].result !== 'ok') {
+      const e = RESULT[outcomes[0].result];
+      throw new HttpError(e.status, e.code);
+    }
+    const results = outcomes.map(({ it, result }) => {
+      const out: Record<string, unknown> = { id: it.id, status: RESULT[result].code };
+      if (withLease && result === 'ok') out.lease_ms = d.engine.leaseRemaining(topic, channel, it.id);
+      return out;
+    });
+    return { results };
+  };
+}
+
+export function registerLeaseApi(router: Router, d: LeaseApiDeps): void {
+  router.on('POST', `${LEASE_PREFIX}/pull`, async (r) => {
+    const topic = nameArg(r, 'topic');
+    const channel = nameArg(r, 'channel');
+    const max = intArg(r, 'max', 1, 1, MAX_PULL);
+    const leaseMs = intArg(r, 'lease_ms', d.defaultLeaseMs, 1, d.engine.opts.maxMsgTimeoutMs);
+    const waitMs = intArg(r, 'wait_ms', 0, 0, MAX_WAIT_MS);
+    r.req.resume();
+    // If the caller goes away before the answer is written, what it was handed is requeued at once.
+    const ac = new AbortController();
+    const onClose = () => ac.abort();
+    r.res.once('close', onClose);
+    const msgs = await d.engine.pull(topic, channel, { max, leaseMs, waitMs, signal: ac.signal });
+    r.res.off('close', onClose);
+    if (r.res.destroyed || r.req.socket.destroyed) {
+      for (const m of msgs) d.engine.requeueLease(topic, channel, m.id, m.token, 0);
+      return null;
+    }
+    return { messages: msgs.map((m) => leaseView(m, leaseMs)) };
+  });
+
+  router.on('POST', `${LEASE_PREFIX}/finish`, settleRoute(d, (t, c, it) => d.engine.finishLease(t, c, it.id, it.token), false));
+  router.on('POST', `${LEASE_PREFIX}/requeue`, settleRoute(d, (t, c, it) => d.engine.requeueLease(t, c, it.id, it.token, it.delay_ms ?? 0), false));
+  router.on('POST', `${LEASE_PREFIX}/touch`, settleRoute(d, (t, c, it) => d.engine.touchLease(t, c, it.id, it.token, it.lease_ms), true));
+}

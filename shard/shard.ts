@@ -1,0 +1,116 @@
+// Wires a shard together: the file store and engine, the nsqd-compatible HTTP API with the lease
+// API, and (later) the TCP protocol server; start() listens, close() persists and shuts down.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { flagName, parseHostPort } from '../runtime/config';
+import type { Logger } from '../runtime/logger';
+import { Engine, ENGINE_VERSION } from './engine/engine';
+import { FileStore } from './engine/file-store';
+import { LEASE_PREFIX, registerLeaseApi } from './http/lease-api';
+import { registerNsqdApi } from './http/nsqd-api';
+import type { ShardIdentity } from './http/stats';
+import { Router } from './http/router';
+import { defaultNodeId, ShardConfig, shardFlags } from './flags';
+import { SLUICE_VERSION } from '../runtime/version';
+
+export interface Shard {
+  engine: Engine;
+  start(): Promise<{ http: string; tcp: string }>;
+  close(): Promise<void>;
+}
+
+function optionKey(cfgName: string): keyof ShardConfig | undefined {
+  return (Object.keys(shardFlags) as (keyof ShardConfig)[]).find((k) => flagName(k).replace(/-/g, '_') === cfgName);
+}
+
+export function createShard(config: ShardConfig, logger: Logger): Shard {
+  const dataPath = path.resolve(config.dataPath || '.');
+  const store = new FileStore({
+    dataPath,
+    maxBytesPerFile: config.maxBytesPerFile,
+    maxMsgSize: config.maxMsgSize,
+    syncEvery: config.syncEvery,
+    syncTimeoutMs: config.syncTimeout,
+    onCorrupt: (info) => logger.error('corrupt record skipped', info),
+  });
+  const engine = new Engine(
+    {
+      memQueueSize: config.memQueueSize,
+      msgTimeoutMs: config.msgTimeout,
+      maxMsgTimeoutMs: config.maxMsgTimeout,
+      maxReqTimeoutMs: config.maxReqTimeout,
+      ephemeralLeaseGraceMs: config.leaseGrace,
+    },
+    { store, workerId: config.nodeId >= 0 ? config.nodeId : defaultNodeId() },
+  );
+  const startTime = Math.floor(Date.now() / 1000);
+  let httpPort = 0;
+  let tcpPort = 0;
+
+  const identity = (): ShardIdentity => ({
+    version: ENGINE_VERSION,
+    broadcast_address: config.broadcastAddress,
+    hostname: os.hostname(),
+    http_port: httpPort,
+    tcp_port: tcpPort,
+    start_time: startTime,
+    sluice: { version: SLUICE_VERSION, lease_api: LEASE_PREFIX },
+  });
+
+  const router = new Router();
+  registerNsqdApi(router, {
+    engine,
+    maxMsgSize: config.maxMsgSize,
+    maxBodySize: config.maxBodySize,
+    maxReqTimeoutMs: config.maxReqTimeout,
+    identity,
+    health: () => 'OK',
+    getOption: (name) => {
+      if (name === 'nsqlookupd_tcp_addresses') return config.lookupdTcpAddress;
+      const key = optionKey(name);
+      return key === undefined ? undefined : config[key];
+    },
+    setOption: (name, value) => {
+      if (name !== 'nsqlookupd_tcp_addresses') return false;
+      if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) return false;
+      config.lookupdTcpAddress = value as string[];
+      return true;
+    },
+    producers: () => [],
+  });
+  registerLeaseApi(router, { engine, defaultLeaseMs: config.msgTimeout });
+
+  const httpServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    res.on('sluice:internal-error', (err: unknown) => logger.error('request failed', { path: req.url, error: err instanceof Error ? err.stack : String(err) }));
+    router.handle(req, res);
+  });
+
+  return {
+    engine,
+    async start() {
+      const h = parseHostPort(config.httpAddress);
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(h.port, h.host, () => {
+          httpServer.off('error', reject);
+          resolve();
+        });
+      });
+      const addr = httpServer.address() as AddressInfo;
+      httpPort = addr.port;
+      engine.start();
+      const tcp = parseHostPort(config.tcpAddress);
+      return { http: `${h.host}:${httpPort}`, tcp: `${tcp.host}:${tcpPort}` };
+    },
+    async close() {
+      await new Promise<void>((resolve) => {
+        httpServer.close(() => resolve());
+        httpServer.closeAllConnections();
+      });
+      engine.close();
+    },
+  };
+}
