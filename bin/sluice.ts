@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// The one CLI: picks a subcommand, builds its config from flags and environment, runs it,
+// and turns SIGTERM/SIGINT into a clean shutdown. The only file that touches `process`.
+
+import { ConfigError, helpText, parseConfig } from '../runtime/config';
+import { createLogger } from '../runtime/logger';
+import type { Program } from '../runtime/program';
+
+const PROGRAMS: Record<string, () => Program> = {
+  shard: () => require('../shard/main').program,
+  lookup: () => require('../lookup/main').program,
+};
+
+function usage(): string {
+  return [
+    'Usage: sluice <command> [flags]',
+    '',
+    'Commands:',
+    ...Object.keys(PROGRAMS).map((name) => `  ${name}`),
+    '',
+    'Run `sluice <command> --help` for the flags of a command.',
+    '',
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? 0 : 1;
+  }
+  const load = PROGRAMS[name];
+  if (!load) {
+    process.stderr.write(`sluice: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const program = load();
+  let parsed;
+  try {
+    parsed = parseConfig(program.flags, rest, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sluice ${name}: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (parsed.help) {
+    process.stdout.write(helpText(name, program.summary, program.flags));
+    return 0;
+  }
+  const config = parsed.config as Record<string, unknown>;
+  const logger = createLogger(name, typeof config.logLevel === 'string' ? config.logLevel : 'info');
+  let service;
+  try {
+    service = await program.run(parsed.config, logger, parsed.args);
+  } catch (err) {
+    logger.error('failed to start', { error: err instanceof Error ? err.message : String(err) });
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info('shutting down', { signal });
+      service.close().then(resolve, (err: unknown) => {
+        logger.error('error during shutdown', { error: err instanceof Error ? err.message : String(err) });
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Let winston drain before exiting.
+    setImmediate(() => process.exit(code));
+  },
+  (err: unknown) => {
+    process.stderr.write(`sluice: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);
