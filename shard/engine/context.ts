@@ -37,4 +37,6 @@ export interface EngineContext {
   metadataChanged(): void;
   /** Runs `fn` soon, after pending I/O (setImmediate in production). */
   schedule(fn: () => void): void;
+  channelCreated(topic: string, channel: string): void;
+  channelDeleted(topic: string, channel: string): void;
 }

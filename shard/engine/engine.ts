@@ -22,6 +22,20 @@ export interface EngineDeps {
   /** 0..1023; part of every message id, so two shards never mint the same id. */
   workerId?: number;
   schedule?: (fn: () => void) => void;
+  /**
+   * Called when a topic is created at runtime (not when loaded at start-up): answers the channels
+   * the topic has elsewhere in the cluster, which are created before any message flows, so none
+   * of them misses the first messages. Until it settles, the topic buffers.
+   */
+  channelsElsewhere?: (topic: string) => Promise<string[]>;
+}
+
+/** Told about topics and channels appearing and going (registration with lookups listens). */
+export interface EngineListener {
+  topicCreated?(topic: string): void;
+  topicDeleted?(topic: string): void;
+  channelCreated?(topic: string, channel: string): void;
+  channelDeleted?(topic: string, channel: string): void;
 }
 
 export interface PullOptions {
@@ -101,6 +115,8 @@ export class Engine {
   private readonly tokenPrefix = randomBytes(4).toString('hex');
   private loading = false;
   private closed = false;
+  private readonly listeners: EngineListener[] = [];
+  private readonly channelsElsewhere?: (topic: string) => Promise<string[]>;
 
   constructor(opts: Partial<EngineOptions>, deps: EngineDeps) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...opts };
@@ -115,8 +131,19 @@ export class Engine {
       channelIdle: (ch) => this.reapEphemeral(ch),
       metadataChanged: () => this.saveMetadata(),
       schedule: deps.schedule ?? ((fn) => setImmediate(fn)),
+      channelCreated: (t, c) => this.emit((l) => l.channelCreated?.(t, c)),
+      channelDeleted: (t, c) => this.emit((l) => l.channelDeleted?.(t, c)),
     };
+    this.channelsElsewhere = deps.channelsElsewhere;
     this.load();
+  }
+
+  addListener(l: EngineListener): void {
+    this.listeners.push(l);
+  }
+
+  private emit(fn: (l: EngineListener) => void): void {
+    for (const l of this.listeners) fn(l);
   }
 
   /** Starts the periodic scan (timeouts, deferred messages, backend flushes). */
@@ -133,8 +160,22 @@ export class Engine {
       t = new Topic(name, this.ctx);
       this.topics.set(name, t);
       if (!t.ephemeral) this.saveMetadata();
+      this.emit((l) => l.topicCreated?.(name));
+      if (!this.loading && this.channelsElsewhere) this.adoptChannels(t, this.channelsElsewhere);
     }
     return t;
+  }
+
+  private adoptChannels(t: Topic, ask: (topic: string) => Promise<string[]>): void {
+    t.hold();
+    ask(t.name).then(
+      (names) => {
+        if (t.deleted) return;
+        for (const c of names) if (isValidName(c)) t.getChannel(c);
+        t.release();
+      },
+      () => t.release(),
+    );
   }
 
   findTopic(name: string): Topic | undefined {
@@ -156,6 +197,7 @@ export class Engine {
     this.topics.delete(name);
     t.delete();
     if (!t.ephemeral) this.saveMetadata();
+    this.emit((l) => l.topicDeleted?.(name));
     return true;
   }
 

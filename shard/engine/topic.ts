@@ -29,6 +29,8 @@ export class Topic {
   readonly channels = new Map<string, Channel>();
   paused = false;
   deleted = false;
+  /** While held, messages wait in the topic (used while asking lookups which channels it needs). */
+  private held = false;
   messageCount = 0;
   messageBytes = 0;
   droppedCount = 0;
@@ -44,7 +46,7 @@ export class Topic {
   put(m: Message): void {
     this.messageCount++;
     this.messageBytes += m.body.length;
-    if (this.paused || this.channels.size === 0 || this.queue.depth() > 0) {
+    if (this.paused || this.held || this.channels.size === 0 || this.queue.depth() > 0) {
       if (this.queue.put(m) === 'dropped') this.droppedCount++;
       this.scheduleDrain();
       return;
@@ -60,7 +62,7 @@ export class Topic {
   }
 
   private scheduleDrain(): void {
-    if (this.drainScheduled || this.paused || this.channels.size === 0 || this.queue.depth() === 0) return;
+    if (this.drainScheduled || this.paused || this.held || this.channels.size === 0 || this.queue.depth() === 0) return;
     this.drainScheduled = true;
     this.ctx.schedule(() => {
       this.drainScheduled = false;
@@ -73,7 +75,7 @@ export class Topic {
   /** Moves up to `max` buffered messages into the channels; returns how many moved. */
   drainSlice(max: number): number {
     let moved = 0;
-    while (moved < max && !this.paused && this.channels.size > 0) {
+    while (moved < max && !this.paused && !this.held && this.channels.size > 0) {
       const m = this.queue.take();
       if (!m) break;
       this.fanOut(m);
@@ -89,6 +91,7 @@ export class Topic {
       ch = new Channel(this.name, name, this.ctx);
       this.channels.set(name, ch);
       if (!ch.ephemeral) this.ctx.metadataChanged();
+      this.ctx.channelCreated(this.name, name);
       this.scheduleDrain();
     }
     return ch;
@@ -100,7 +103,17 @@ export class Topic {
     this.channels.delete(name);
     ch.delete();
     if (!ch.ephemeral) this.ctx.metadataChanged();
+    this.ctx.channelDeleted(this.name, name);
     return true;
+  }
+
+  hold(): void {
+    this.held = true;
+  }
+
+  release(): void {
+    this.held = false;
+    this.scheduleDrain();
   }
 
   pause(): void {

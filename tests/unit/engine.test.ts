@@ -425,3 +425,37 @@ describe('engine: restart', () => {
     expect(bodies.filter((s) => s.startsWith('m')).length).toBe(10);
   });
 });
+
+describe('engine: cluster hooks', () => {
+  it('tells listeners about topics and channels appearing and going', () => {
+    const { engine } = setup();
+    const events: string[] = [];
+    engine.addListener({
+      topicCreated: (t) => events.push(`+${t}`),
+      topicDeleted: (t) => events.push(`-${t}`),
+      channelCreated: (t, c) => events.push(`+${t}/${c}`),
+      channelDeleted: (t, c) => events.push(`-${t}/${c}`),
+    });
+    engine.channel('t', 'c');
+    engine.deleteChannel('t', 'c');
+    engine.deleteTopic('t');
+    expect(events).toEqual(['+t', '+t/c', '-t/c', '-t']);
+  });
+
+  it('a new topic holds its messages until the channels it has elsewhere exist', async () => {
+    let answer: (names: string[]) => void = () => undefined;
+    const store = new MemoryStore();
+    const queued: (() => void)[] = [];
+    const engine = new Engine({}, { store, clock: new FakeClock(), schedule: (fn) => queued.push(fn), channelsElsewhere: () => new Promise((r) => (answer = r)) });
+    engine.publish('t', b('first'));
+    engine.channel('t', 'local');
+    while (queued.length) queued.shift()!();
+    expect(engine.findChannel('t', 'local')!.depth()).toBe(0); // still held
+    answer(['remote', 'bad name']);
+    await new Promise((r) => setImmediate(r));
+    while (queued.length) queued.shift()!();
+    expect(engine.findChannel('t', 'remote')!.depth()).toBe(1);
+    expect(engine.findChannel('t', 'local')!.depth()).toBe(1);
+    expect(engine.findTopic('t')!.channels.size).toBe(2);
+  });
+});
