@@ -2,11 +2,16 @@
 // learns its addresses from the structured "listening" log line every program writes.
 
 import { spawn, ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-export const CLI = path.resolve(__dirname, '../../dist/bin/sluice.js');
+/** The built CLI, found from the repository root (this file also runs compiled, from dist/). */
+function repoRoot(dir: string): string {
+  while (!existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  return dir;
+}
+export const CLI = path.join(repoRoot(__dirname), 'dist/bin/sluice.js');
 
 export interface Running {
   child: ChildProcess;
