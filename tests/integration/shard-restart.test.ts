@@ -63,6 +63,40 @@ describe('shard restart', () => {
     }
   });
 
+  it('keeps paused flags and deferred messages with their due times across a clean restart', async () => {
+    const dir = tempDir();
+    let shard = await startShard([], dir.path);
+    try {
+      await call(shard.url('/topic/create?topic=pz'), 'POST');
+      await call(shard.url('/channel/create?topic=pz&channel=c'), 'POST');
+      await call(shard.url('/channel/create?topic=pz&channel=p'), 'POST');
+      await call(shard.url('/channel/pause?topic=pz&channel=p'), 'POST');
+      await call(shard.url('/topic/create?topic=tp'), 'POST');
+      await call(shard.url('/topic/pause?topic=tp'), 'POST');
+      const deferredAt = Date.now();
+      expect((await call(shard.url('/pub?topic=pz&defer=3000'), 'POST', 'later')).text).toBe('OK');
+      expect(await shard.stop()).toBe(0);
+
+      shard = await startShard([], dir.path);
+      const s = (await call(shard.url('/stats?format=json'))).json();
+      const pz = s.topics.find((t: any) => t.topic_name === 'pz');
+      expect(s.topics.find((t: any) => t.topic_name === 'tp').paused).toBe(true);
+      expect(pz.channels.map((c: any) => [c.channel_name, c.paused, c.deferred_count])).toEqual([
+        ['c', false, 1],
+        ['p', true, 1],
+      ]);
+      // not early: nothing to pull until the original due time has passed
+      const early = (await call(shard.url(`${L}/pull?topic=pz&channel=c`), 'POST')).json().messages;
+      if (Date.now() - deferredAt < 2900) expect(early).toEqual([]);
+      const got = (await call(shard.url(`${L}/pull?topic=pz&channel=c&wait_ms=5000`), 'POST')).json().messages;
+      expect(Date.now() - deferredAt).toBeGreaterThanOrEqual(2900);
+      expect(Buffer.from(got[0].body, 'base64').toString()).toBe('later');
+    } finally {
+      await shard.stop();
+      dir.remove();
+    }
+  });
+
   it('keeps every acknowledged publish across kill -9 with --mem-queue-size 0 --sync-every 1', async () => {
     const dir = tempDir();
     const args = ['--mem-queue-size', '0', '--sync-every', '1'];
