@@ -7,8 +7,10 @@ import { createLogger } from '../runtime/logger';
 import type { Program } from '../runtime/program';
 
 const PROGRAMS: Record<string, () => Program> = {
+  dev: () => require('../dev/main').program,
   shard: () => require('../shard/main').program,
   lookup: () => require('../lookup/main').program,
+  gateway: () => require('../gateway/main').program,
 };
 
 function usage(): string {
@@ -69,8 +71,10 @@ async function main(argv: string[]): Promise<number> {
         resolve();
       });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    // `on`, not `once`: a second signal (Ctrl-C reaches a whole process group, and `sluice dev`
+    // also signals its children) must not kill a process that is still persisting its state.
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   return 0;
 }

@@ -28,11 +28,22 @@ const redactFormat = winston.format((info) => {
   return info;
 });
 
+const LEVELS: Record<string, number> = { error: 0, warn: 1, info: 2, http: 3, verbose: 4, debug: 5, silly: 6 };
+
+/**
+ * The "listening" record (the bound addresses) is how tools and tests learn where a program
+ * listens, so it is written whatever the level; everything else is filtered by `level`.
+ */
+const levelFilter = winston.format((info, opts) =>
+  info.message === 'listening' || (LEVELS[info.level] ?? 0) <= (opts as { max: number }).max ? info : false,
+);
+
 export function createLogger(component: string, level: LogLevel | string = 'info'): Logger {
+  const max = LEVELS[level] ?? LEVELS.info;
   return winston.createLogger({
-    level,
+    level: 'silly',
     defaultMeta: { component },
-    format: winston.format.combine(redactFormat(), winston.format.timestamp(), winston.format.json()),
+    format: winston.format.combine(levelFilter({ max }), redactFormat(), winston.format.timestamp(), winston.format.json()),
     // Logs go to stderr so that utilities can keep stdout for their output.
     transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] })],
   });

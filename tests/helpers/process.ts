@@ -21,6 +21,8 @@ export interface Running {
   logs: Record<string, unknown>[];
   /** Raw stderr text (non-JSON lines included). */
   stderr(): string;
+  /** Everything the program printed on stdout so far. */
+  stdout(): string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   kill9(): Promise<void>;
 }
@@ -32,7 +34,10 @@ export async function startProgram(args: string[], opts: { env?: NodeJS.ProcessE
   });
   const logs: Record<string, unknown>[] = [];
   let raw = '';
+  let out = '';
   let pending = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (d: string) => (out += d));
   let exited = false;
   const exitPromise = new Promise<number | null>((resolve) => child.once('exit', (code) => { exited = true; resolve(code); }));
   const addresses = await new Promise<Record<string, string>>((resolve, reject) => {
@@ -57,7 +62,6 @@ export async function startProgram(args: string[], opts: { env?: NodeJS.ProcessE
         }
       }
     });
-    child.stdout!.resume();
     exitPromise.then((code) => {
       clearTimeout(timer);
       reject(new Error(`${args[0]} exited with ${code} before listening:\n${raw}`));
@@ -68,6 +72,7 @@ export async function startProgram(args: string[], opts: { env?: NodeJS.ProcessE
     addresses,
     logs,
     stderr: () => raw,
+    stdout: () => out,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (!exited) child.kill(signal);
       return exitPromise;

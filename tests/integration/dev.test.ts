@@ -1,0 +1,26 @@
+// `sluice dev` (what `npm start` runs): the whole local cluster in one command, and the curl
+// lines it prints work as printed.
+
+import { execFileSync } from 'node:child_process';
+import { startProgram, tempDir, waitFor } from '../helpers/process';
+
+describe('sluice dev', () => {
+  it('starts a lookup and two shards and prints curl lines that work', async () => {
+    const dir = tempDir();
+    const dev = await startProgram(['dev', '--base-port', '0', '--data-path', dir.path]);
+    try {
+      const out = await waitFor(() => (dev.stdout().includes('Ctrl-C') ? dev.stdout() : ''), 10000, 'the printed addresses');
+      expect(out).toMatch(/lookup\s+tcp 127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/shard2\s+tcp 127\.0\.0\.1:\d+/);
+      const curls = out.split('\n').filter((l) => l.trim().startsWith('curl '));
+      expect(curls.length).toBeGreaterThanOrEqual(2);
+      const run = (line: string) => execFileSync('bash', ['-c', `${line.trim()} -sS --fail --max-time 10`], { encoding: 'utf8' });
+      expect(run(curls[0])).toBe('OK');
+      const pulled = JSON.parse(run(curls[1]));
+      expect(Buffer.from(pulled.messages[0].body, 'base64').toString()).toBe('hello');
+    } finally {
+      expect(await dev.stop('SIGINT')).toBe(0);
+      dir.remove();
+    }
+  });
+});
