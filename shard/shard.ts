@@ -10,10 +10,14 @@ import type { Logger } from '../runtime/logger';
 import { Engine, ENGINE_VERSION } from './engine/engine';
 import { FileStore } from './engine/file-store';
 import { LEASE_PREFIX, registerLeaseApi } from './http/lease-api';
+import { createShardMetrics, registerMetricsRoute } from './http/metrics';
 import { registerNsqdApi } from './http/nsqd-api';
+import { registerPublishApi } from './http/publish-api';
 import type { ShardIdentity } from './http/stats';
 import { Router } from './http/router';
+import { TcpServer } from './tcp/server';
 import { defaultNodeId, ShardConfig, shardFlags } from './flags';
+import { Holding, holdingsOf, LookupRegistration } from './registration';
 import { SLUICE_VERSION } from '../runtime/version';
 
 export interface Shard {
@@ -36,6 +40,18 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
     syncTimeoutMs: config.syncTimeout,
     onCorrupt: (info) => logger.error('corrupt record skipped', info),
   });
+  const registration: LookupRegistration = new LookupRegistration(
+    config.lookupdTcpAddress,
+    { pingIntervalMs: config.lookupPingInterval },
+    {
+      logger: logger.child({ subsystem: 'registration' }),
+      announcement: () => {
+        const { broadcast_address, hostname, tcp_port, http_port, version } = identity();
+        return { broadcast_address, hostname, tcp_port, http_port, version };
+      },
+      holdings: (): Holding[] => holdingsOf(engine),
+    },
+  );
   const engine = new Engine(
     {
       memQueueSize: config.memQueueSize,
@@ -44,8 +60,9 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
       maxReqTimeoutMs: config.maxReqTimeout,
       ephemeralLeaseGraceMs: config.leaseGrace,
     },
-    { store, workerId: config.nodeId >= 0 ? config.nodeId : defaultNodeId() },
+    { store, workerId: config.nodeId >= 0 ? config.nodeId : defaultNodeId(), channelsElsewhere: (topic) => registration.channelsElsewhere(topic) },
   );
+  engine.addListener(registration);
   const startTime = Math.floor(Date.now() / 1000);
   let httpPort = 0;
   let tcpPort = 0;
@@ -76,17 +93,49 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
     setOption: (name, value) => {
       if (name !== 'nsqlookupd_tcp_addresses') return false;
       if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) return false;
+      try {
+        registration.setAddresses(value as string[]);
+      } catch {
+        return false;
+      }
       config.lookupdTcpAddress = value as string[];
       return true;
     },
-    producers: () => [],
+    producers: () => tcpServer.producers(),
   });
   registerLeaseApi(router, { engine, defaultLeaseMs: config.msgTimeout });
+  registerMetricsRoute(router, createShardMetrics(engine));
+  registerPublishApi(router, engine, config);
 
   const httpServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
     res.on('sluice:internal-error', (err: unknown) => logger.error('request failed', { path: req.url, error: err instanceof Error ? err.stack : String(err) }));
     router.handle(req, res);
   });
+
+  const tcpServer = new TcpServer(
+    {
+      address: config.tcpAddress,
+      maxRdyCount: config.maxRdyCount,
+      maxMsgSize: config.maxMsgSize,
+      maxBodySize: config.maxBodySize,
+      maxReqTimeoutMs: config.maxReqTimeout,
+      msgTimeoutMs: config.msgTimeout,
+      maxMsgTimeoutMs: config.maxMsgTimeout,
+      heartbeatIntervalMs: 30_000, // nsqd: --client-timeout (60s) / 2
+      maxHeartbeatIntervalMs: config.maxHeartbeatInterval,
+      outputBufferSize: 16 * 1024, // nsqd's defaultBufferSize
+      outputBufferTimeoutMs: config.outputBufferTimeout,
+      maxOutputBufferSize: config.maxOutputBufferSize,
+      minOutputBufferTimeoutMs: config.minOutputBufferTimeout,
+      maxOutputBufferTimeoutMs: config.maxOutputBufferTimeout,
+      maxChannelConsumers: config.maxChannelConsumers,
+      tlsRequired: false,
+      deflate: config.deflate,
+      maxDeflateLevel: config.maxDeflateLevel,
+      snappy: config.snappy,
+    },
+    { engine, logger: logger.child({ subsystem: 'tcp' }) },
+  );
 
   return {
     engine,
@@ -102,10 +151,14 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
       const addr = httpServer.address() as AddressInfo;
       httpPort = addr.port;
       engine.start();
+      tcpPort = (await tcpServer.start()).port;
       const tcp = parseHostPort(config.tcpAddress);
+      registration.start();
       return { http: `${h.host}:${httpPort}`, tcp: `${tcp.host}:${tcpPort}` };
     },
     async close() {
+      await tcpServer.close();
+      await registration.close();
       await new Promise<void>((resolve) => {
         httpServer.close(() => resolve());
         httpServer.closeAllConnections();

@@ -63,6 +63,7 @@ export class Channel {
   private pumping = false;
   private leaseInFlight = 0;
   private lastLeaseActivity = -Infinity;
+  private everConsumed = false;
 
   constructor(readonly topicName: string, readonly name: string, private readonly ctx: EngineContext) {
     this.ephemeral = name.endsWith('#ephemeral');
@@ -94,6 +95,7 @@ export class Channel {
   // ---- consumers ----
 
   addConsumer(c: Consumer): void {
+    this.everConsumed = true;
     this.consumers.push(c);
     if (c.id !== LEASE_OWNER) this.connections.set(c.id, c);
     else this.lastLeaseActivity = this.ctx.clock.now();
@@ -126,9 +128,9 @@ export class Channel {
     return out;
   }
 
-  /** An #ephemeral channel with nobody consuming it may be deleted. */
+  /** An #ephemeral channel whose consumers have all gone may be deleted (one never consumed stays, as in nsqd). */
   isIdle(): boolean {
-    if (!this.ephemeral || this.consumers.length > 0 || this.leaseInFlight > 0) return false;
+    if (!this.ephemeral || !this.everConsumed || this.consumers.length > 0 || this.leaseInFlight > 0) return false;
     return this.ctx.clock.now() - this.lastLeaseActivity >= this.ctx.opts.ephemeralLeaseGraceMs;
   }
 
@@ -195,6 +197,7 @@ export class Channel {
     const m = this.check(id, ownerId, token);
     if (typeof m === 'string') return m;
     this.leaveFlight(m);
+    this.ctx.messageFinished(this.topicName, this.name, this.ctx.clock.wallNow() - m.timestamp / 1e6);
     this.pump();
     return 'ok';
   }

@@ -39,4 +39,6 @@ export interface EngineContext {
   schedule(fn: () => void): void;
   channelCreated(topic: string, channel: string): void;
   channelDeleted(topic: string, channel: string): void;
+  /** A message was finished `latencyMs` after it was published (end-to-end latency). */
+  messageFinished(topic: string, channel: string, latencyMs: number): void;
 }

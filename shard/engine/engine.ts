@@ -36,6 +36,7 @@ export interface EngineListener {
   topicDeleted?(topic: string): void;
   channelCreated?(topic: string, channel: string): void;
   channelDeleted?(topic: string, channel: string): void;
+  messageFinished?(topic: string, channel: string, latencyMs: number): void;
 }
 
 export interface PullOptions {
@@ -133,6 +134,7 @@ export class Engine {
       schedule: deps.schedule ?? ((fn) => setImmediate(fn)),
       channelCreated: (t, c) => this.emit((l) => l.channelCreated?.(t, c)),
       channelDeleted: (t, c) => this.emit((l) => l.channelDeleted?.(t, c)),
+      messageFinished: (t, c, ms) => this.emit((l) => l.messageFinished?.(t, c, ms)),
     };
     this.channelsElsewhere = deps.channelsElsewhere;
     this.load();

@@ -2,8 +2,8 @@
 // HTTP endpoint is checked for nsqlookupd v1.3's exact JSON shapes, error codes, tombstones and timeouts.
 
 import net from 'node:net';
-import Ajv from 'ajv';
 import { request } from 'undici';
+import { LookupBody, NodesBody, expectShape } from '../helpers/lookup';
 import { Running, startProgram, waitFor } from '../helpers/process';
 import { LookupResponseDecoder, MAGIC_V1, encodeIdentify, encodePing, encodeRegister, encodeUnregister } from '../../wire/lookup-v1';
 
@@ -69,33 +69,6 @@ async function http(base: string, method: 'GET' | 'POST' | 'PUT' | 'OPTIONS', pa
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text, json: (): unknown => JSON.parse(text) };
 }
-
-// --- the response shapes nsqlookupd v1.3 writes (no extra fields, arrays never null) ---
-const ajv = new Ajv({ allErrors: true });
-const str = { type: 'string' };
-const int = { type: 'integer' };
-const strings = { type: 'array', items: str };
-const peerProps = { remote_address: str, hostname: str, broadcast_address: str, tcp_port: int, http_port: int, version: str };
-const strict = (properties: Record<string, unknown>) => ({ type: 'object', properties, required: Object.keys(properties), additionalProperties: false });
-const shapes = {
-  info: ajv.compile(strict({ version: str })),
-  lookup: ajv.compile(strict({ channels: strings, producers: { type: 'array', items: strict(peerProps) } })),
-  topics: ajv.compile(strict({ topics: strings })),
-  channels: ajv.compile(strict({ channels: strings })),
-  nodes: ajv.compile(
-    strict({ producers: { type: 'array', items: strict({ ...peerProps, tombstones: { type: 'array', items: { type: 'boolean' } }, topics: strings }) } }),
-  ),
-  error: ajv.compile(strict({ message: str })),
-  identify: ajv.compile(strict({ broadcast_address: str, hostname: str, http_port: int, tcp_port: int, version: str })),
-};
-
-function expectShape(name: keyof typeof shapes, value: unknown): void {
-  const validate = shapes[name];
-  if (!validate(value)) throw new Error(`${name} shape: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(value)}`);
-}
-
-type LookupBody = { channels: string[]; producers: Array<Record<string, unknown>> };
-type NodesBody = { producers: Array<{ remote_address: string; topics: string[]; tombstones: boolean[] }> };
 
 describe('sluice lookup (real process)', () => {
   let lookup: Running;

@@ -459,3 +459,17 @@ describe('engine: cluster hooks', () => {
     expect(engine.findTopic('t')!.channels.size).toBe(2);
   });
 });
+
+describe('engine: #ephemeral created without consumers', () => {
+  it('stays until a consumer has come and gone', () => {
+    const { engine, clock } = setup({ ephemeralLeaseGraceMs: 10 });
+    engine.channel('t', 'e#ephemeral');
+    clock.advance(1000);
+    engine.tick();
+    expect(engine.findChannel('t', 'e#ephemeral')).toBeDefined();
+    const c = new TestConsumer(1);
+    engine.findChannel('t', 'e#ephemeral')!.addConsumer(c);
+    engine.findChannel('t', 'e#ephemeral')!.removeConsumer(c);
+    expect(engine.findChannel('t', 'e#ephemeral')).toBeUndefined();
+  });
+});
