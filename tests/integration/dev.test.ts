@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { startProgram, tempDir, waitFor } from '../helpers/process';
 
 describe('sluice dev', () => {
-  it('starts a lookup and two shards and prints curl lines that work', async () => {
+  it('starts a lookup and two shards registered with it, and prints curl lines that work', async () => {
     const dir = tempDir();
     const dev = await startProgram(['dev', '--base-port', '0', '--data-path', dir.path]);
     try {
@@ -13,11 +13,15 @@ describe('sluice dev', () => {
       expect(out).toMatch(/lookup\s+tcp 127\.0\.0\.1:\d+/);
       expect(out).toMatch(/shard2\s+tcp 127\.0\.0\.1:\d+/);
       const curls = out.split('\n').filter((l) => l.trim().startsWith('curl '));
-      expect(curls.length).toBeGreaterThanOrEqual(2);
+      expect(curls.length).toBe(3);
       const run = (line: string) => execFileSync('bash', ['-c', `${line.trim()} -sS --fail --max-time 10`], { encoding: 'utf8' });
       expect(run(curls[0])).toBe('OK');
       const pulled = JSON.parse(run(curls[1]));
       expect(Buffer.from(pulled.messages[0].body, 'base64').toString()).toBe('hello');
+      // registration with the lookup is asynchronous; a person typing the line never sees the gap
+      const lookup = await waitFor(() => JSON.parse(run(curls[2])), 5000, 'the topic in the lookup');
+      expect(lookup.producers).toHaveLength(1);
+      expect(lookup.channels).toEqual(['tryout']);
     } finally {
       expect(await dev.stop('SIGINT')).toBe(0);
       dir.remove();
