@@ -10,6 +10,7 @@ import type { Logger } from '../runtime/logger';
 import { Engine, ENGINE_VERSION } from './engine/engine';
 import { FileStore } from './engine/file-store';
 import { LEASE_PREFIX, registerLeaseApi } from './http/lease-api';
+import { registerChannelApi } from './http/channel-api';
 import { createShardMetrics, registerMetricsRoute } from './http/metrics';
 import { registerNsqdApi } from './http/nsqd-api';
 import { registerPublishApi } from './http/publish-api';
@@ -105,6 +106,7 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
   });
   registerLeaseApi(router, { engine, defaultLeaseMs: config.msgTimeout });
   registerMetricsRoute(router, createShardMetrics(engine));
+  registerChannelApi(router, engine);
   registerPublishApi(router, engine, config);
 
   const httpServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {

@@ -40,6 +40,21 @@ export interface ChannelStats {
   paused: boolean;
   corrupt_count: number;
   dropped_count: number;
+  max_attempts: number;
+  dead_letter_topic: string;
+  dead_lettered_count: number;
+}
+
+function looksLikeJson(body: Buffer): boolean {
+  const c = body[0];
+  // objects, arrays, strings, numbers, true/false/null — then let JSON.parse decide
+  if (c !== 0x7b && c !== 0x5b && c !== 0x22 && !(c >= 0x30 && c <= 0x39) && c !== 0x2d && c !== 0x74 && c !== 0x66 && c !== 0x6e) return false;
+  try {
+    JSON.parse(body.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class Channel {
@@ -51,6 +66,9 @@ export class Channel {
   requeueCount = 0;
   timeoutCount = 0;
   droppedCount = 0;
+  deadLetteredCount = 0;
+  maxAttempts = 0;
+  deadLetterTopic = '';
 
   private readonly queue: ReadyQueue;
   private readonly inFlight = new Map<string, Message>();
@@ -145,12 +163,44 @@ export class Channel {
         const m = this.queue.take();
         if (!m) break;
         if (this.inFlight.has(m.id) || this.deferred.has(m.id)) continue; // a replayed duplicate
+        if (this.maxAttempts > 0 && m.attempts >= this.maxAttempts) {
+          this.deadLetter(m);
+          continue;
+        }
         this.startInFlight(m, c);
         c.deliver(m);
       }
     } finally {
       this.pumping = false;
     }
+  }
+
+  /** Sends a message that used up its attempts to the dead-letter topic, recording how it got there. */
+  private deadLetter(m: Message): void {
+    this.deadLetteredCount++;
+    const isJson = looksLikeJson(m.body);
+    const envelope = {
+      dead_letter: {
+        reason: 'max_attempts_exceeded',
+        topic: this.topicName,
+        channel: this.name,
+        message_id: m.id,
+        attempts: m.attempts,
+        max_attempts: this.maxAttempts,
+        timestamp: m.timestamp,
+        dead_at: this.ctx.clock.wallNow(),
+      },
+      body: isJson ? JSON.parse(m.body.toString('utf8')) : null,
+      body_base64: m.body.toString('base64'),
+    };
+    this.ctx.deadLetter(this.deadLetterTopic || `${this.topicName}.dead`, Buffer.from(JSON.stringify(envelope)));
+  }
+
+  /** Max attempts (0 = unlimited) and where messages go past it (default `<topic>.dead`). */
+  configure(maxAttempts: number, deadLetterTopic: string): void {
+    this.maxAttempts = maxAttempts;
+    this.deadLetterTopic = deadLetterTopic;
+    if (!this.ephemeral) this.ctx.metadataChanged();
   }
 
   private nextConsumer(): Consumer | null {
@@ -371,6 +421,9 @@ export class Channel {
       paused: this.paused,
       corrupt_count: this.queue.stats().corrupt,
       dropped_count: this.droppedCount,
+      max_attempts: this.maxAttempts,
+      dead_letter_topic: this.maxAttempts > 0 ? this.deadLetterTopic || `${this.topicName}.dead` : '',
+      dead_lettered_count: this.deadLetteredCount,
     };
   }
 

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { IdGenerator } from '../../wire/message';
 import { isValidName } from '../../wire/names';
-import { Channel, Consumer, SettleResult } from './channel';
+import { Channel, SettleResult } from './channel';
+import { PullGroup } from './lease-pull';
 import { Clock, systemClock } from './clock';
 import { DEFAULT_ENGINE_OPTIONS, EngineContext, EngineOptions } from './context';
 import { LEASE_OWNER, Message } from './message';
@@ -47,59 +48,16 @@ export interface PullOptions {
   signal?: AbortSignal;
 }
 
+export interface ManyPullRequest {
+  topic: string;
+  channel: string;
+  max: number;
+  leaseMs: number;
+}
+
 export class EngineError extends Error {
   constructor(readonly code: string, message?: string) {
     super(message ?? code);
-  }
-}
-
-/** A pending lease pull: a consumer whose capacity is what the caller asked for. */
-class LeasePull implements Consumer {
-  readonly id = LEASE_OWNER;
-  inFlightCount = 0;
-  readonly got: Message[] = [];
-  private settled = false;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    readonly msgTimeoutMs: number,
-    private readonly max: number,
-    private readonly channel: Channel,
-    private readonly resolve: (msgs: Message[]) => void,
-  ) {}
-
-  capacity(): number {
-    return this.settled ? 0 : this.max - this.got.length;
-  }
-
-  deliver(m: Message): void {
-    this.got.push(m);
-    // Let the current pump hand over everything that is ready before answering.
-    if (this.got.length === 1) queueMicrotask(() => this.finish());
-  }
-
-  channelGone(): void {
-    this.finish();
-  }
-
-  wait(ms: number): void {
-    this.timer = setTimeout(() => this.finish(), ms);
-  }
-
-  finish(): void {
-    if (this.settled) return;
-    this.settled = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.channel.removeConsumer(this);
-    this.resolve(this.got);
-  }
-
-  /** The caller went away before the answer: nothing it was handed may wait out its lease. */
-  abandon(): void {
-    if (this.settled) return;
-    const got = this.got.splice(0);
-    this.finish();
-    for (const m of got) this.channel.requeue(m.id, LEASE_OWNER, 0, m.token);
   }
 }
 
@@ -135,6 +93,9 @@ export class Engine {
       channelCreated: (t, c) => this.emit((l) => l.channelCreated?.(t, c)),
       channelDeleted: (t, c) => this.emit((l) => l.channelDeleted?.(t, c)),
       messageFinished: (t, c, ms) => this.emit((l) => l.messageFinished?.(t, c, ms)),
+      // Synchronous, so a dead letter is stored before the message leaves its channel; a channel's
+      // pump guards itself against re-entry, so even a channel dead-lettering into its own topic is safe.
+      deadLetter: (topic, body) => this.publishDeadLetter(topic, body),
     };
     this.channelsElsewhere = deps.channelsElsewhere;
     this.load();
@@ -244,22 +205,33 @@ export class Engine {
     return out;
   }
 
+  private publishDeadLetter(topic: string, body: Buffer): void {
+    try {
+      this.publish(topic, body);
+    } catch {
+      // an invalid dead-letter name is refused when the channel is configured; nothing to do here
+    }
+  }
+
   // ---- the lease API ----
 
   /** Leases up to `max` messages for `leaseMs`, waiting up to `waitMs` for the first one. */
-  pull(topicName: string, channelName: string, o: PullOptions): Promise<Message[]> {
-    const ch = this.channel(topicName, channelName);
-    const leaseMs = Math.min(Math.max(1, o.leaseMs), this.opts.maxMsgTimeoutMs);
-    return new Promise((resolve) => {
-      const pull = new LeasePull(leaseMs, Math.max(1, o.max), ch, resolve);
-      if (o.signal?.aborted) return resolve([]);
-      o.signal?.addEventListener('abort', () => pull.abandon(), { once: true });
-      ch.addConsumer(pull);
-      if (pull.got.length === 0) {
-        if (o.waitMs > 0 && !ch.deleted) pull.wait(o.waitMs);
-        else pull.finish();
-      }
-    });
+  async pull(topicName: string, channelName: string, o: PullOptions): Promise<Message[]> {
+    const [got] = await this.pullMany([{ topic: topicName, channel: channelName, max: o.max, leaseMs: o.leaseMs }], o.waitMs, o.signal);
+    return got;
+  }
+
+  /**
+   * One pull across several channels (creating them if needed): answers as soon as any of them
+   * had something, with up to each request's `max`, or empty after `waitMs`.
+   */
+  pullMany(requests: readonly ManyPullRequest[], waitMs: number, signal?: AbortSignal): Promise<Message[][]> {
+    const resolved = requests.map((r) => ({
+      channel: this.channel(r.topic, r.channel),
+      max: r.max,
+      leaseMs: Math.min(Math.max(1, r.leaseMs), this.opts.maxMsgTimeoutMs),
+    }));
+    return new Promise((resolve) => new PullGroup(resolved, resolve).start(waitMs, signal));
   }
 
   finishLease(topicName: string, channelName: string, id: string, token: string): SettleResult {
@@ -303,7 +275,9 @@ export class Engine {
         t.paused = tm.paused;
         for (const cm of tm.channels) {
           if (!isValidName(cm.name)) continue;
-          t.getChannel(cm.name).paused = cm.paused;
+          const ch = t.getChannel(cm.name);
+          ch.paused = cm.paused;
+          if (cm.max_attempts) ch.configure(cm.max_attempts, cm.dead_letter_topic ?? '');
         }
       }
     } finally {
@@ -316,7 +290,10 @@ export class Engine {
     for (const t of this.topics.values()) {
       if (t.ephemeral) continue;
       const channels = [];
-      for (const ch of t.channels.values()) if (!ch.ephemeral) channels.push({ name: ch.name, paused: ch.paused });
+      for (const ch of t.channels.values()) {
+        if (ch.ephemeral) continue;
+        channels.push(ch.maxAttempts > 0 ? { name: ch.name, paused: ch.paused, max_attempts: ch.maxAttempts, dead_letter_topic: ch.deadLetterTopic } : { name: ch.name, paused: ch.paused });
+      }
       topics.push({ name: t.name, paused: t.paused, channels });
     }
     return { version: ENGINE_VERSION, topics };

@@ -9,6 +9,8 @@ import type { Message } from './message';
 export interface ChannelMetadata {
   name: string;
   paused: boolean;
+  max_attempts?: number;
+  dead_letter_topic?: string;
 }
 export interface TopicMetadata {
   name: string;

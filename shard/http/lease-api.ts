@@ -13,6 +13,7 @@ export const LEASE_PREFIX = '/sluice/lease';
 export const MAX_WAIT_MS = 60_000;
 const MAX_PULL = 5000;
 const MAX_BATCH_BODY = 4 * 1024 * 1024;
+const MAX_PULLS_PER_REQUEST = 10_000;
 
 export interface LeaseApiDeps {
   engine: Engine;
@@ -116,6 +117,38 @@ function settleRoute(d: LeaseApiDeps, settle: Settle, withLease: boolean) {
   };
 }
 
+interface PullSpec {
+  topic: string;
+  channel: string;
+  max: number;
+  lease_ms: number;
+}
+
+/** Body of pull-many: `{"pulls":[{topic, channel, max?, lease_ms?}]}`, each checked like a single pull. */
+async function pullSpecs(r: Request, d: LeaseApiDeps): Promise<PullSpec[]> {
+  const body = await readBody(r.req, MAX_BATCH_BODY, 'BODY_TOO_BIG');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'INVALID_BODY', { detail: 'body is not JSON' });
+  }
+  const pulls = (parsed as { pulls?: unknown })?.pulls;
+  if (!Array.isArray(pulls) || pulls.length === 0 || pulls.length > MAX_PULLS_PER_REQUEST)
+    throw new HttpError(400, 'INVALID_BODY', { detail: `expected {"pulls":[{"topic","channel","max","lease_ms"}]} with 1 to ${MAX_PULLS_PER_REQUEST} items` });
+  return pulls.map((raw, i) => {
+    const p = raw as Record<string, unknown>;
+    const bad = (what: string) => new HttpError(400, 'INVALID_BODY', { detail: `pulls[${i}]: ${what}` });
+    if (!p || typeof p.topic !== 'string' || !isValidName(p.topic)) throw bad('invalid topic');
+    if (typeof p.channel !== 'string' || !isValidName(p.channel)) throw bad('invalid channel');
+    const max = p.max ?? 1;
+    const leaseMs = p.lease_ms ?? d.defaultLeaseMs;
+    if (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max > MAX_PULL) throw bad(`max must be 1..${MAX_PULL}`);
+    if (typeof leaseMs !== 'number' || !Number.isInteger(leaseMs) || leaseMs < 1 || leaseMs > d.engine.opts.maxMsgTimeoutMs) throw bad('lease_ms out of range');
+    return { topic: p.topic, channel: p.channel, max, lease_ms: leaseMs };
+  });
+}
+
 export function registerLeaseApi(router: Router, d: LeaseApiDeps): void {
   router.on('POST', `${LEASE_PREFIX}/pull`, async (r) => {
     const topic = nameArg(r, 'topic');
@@ -135,6 +168,29 @@ export function registerLeaseApi(router: Router, d: LeaseApiDeps): void {
       return null;
     }
     return { messages: msgs.map((m) => leaseView(m, leaseMs)) };
+  });
+
+  router.on('POST', `${LEASE_PREFIX}/pull-many`, async (r) => {
+    const waitMs = intArg(r, 'wait_ms', 0, 0, MAX_WAIT_MS);
+    const specs = await pullSpecs(r, d);
+    const ac = new AbortController();
+    const onClose = () => ac.abort();
+    r.res.once('close', onClose);
+    const got = await d.engine.pullMany(
+      specs.map((p) => ({ topic: p.topic, channel: p.channel, max: p.max, leaseMs: p.lease_ms })),
+      waitMs,
+      ac.signal,
+    );
+    r.res.off('close', onClose);
+    if (r.res.destroyed || r.req.socket.destroyed) {
+      got.forEach((msgs, i) => {
+        for (const m of msgs) d.engine.requeueLease(specs[i].topic, specs[i].channel, m.id, m.token, 0);
+      });
+      return null;
+    }
+    return {
+      results: specs.map((p, i) => ({ topic: p.topic, channel: p.channel, messages: got[i].map((m) => leaseView(m, p.lease_ms)) })),
+    };
   });
 
   router.on('POST', `${LEASE_PREFIX}/finish`, settleRoute(d, (t, c, it) => d.engine.finishLease(t, c, it.id, it.token), false));

@@ -199,6 +199,39 @@ describe('lease API', () => {
     expect(ch).toMatchObject({ in_flight_count: 0, depth: 1 });
   });
 
+  it('pull-many waits on many channels with one request', async () => {
+    const body = JSON.stringify({ pulls: [{ topic: 'pm1', channel: 'c', max: 5 }, { topic: 'pm2', channel: 'c', max: 5, lease_ms: 2000 }] });
+    const pending = call(u(`${L}/pull-many?wait_ms=10000`), 'POST', body);
+    await waitFor(async () => (await stats('pm2')).topics[0]?.channels.length === 1);
+    await call(u('/mpub?topic=pm2'), 'POST', 'a\nb');
+    const res = (await pending).json();
+    expect(res.results.map((r: any) => [r.topic, r.channel, r.messages.length])).toEqual([
+      ['pm1', 'c', 0],
+      ['pm2', 'c', 2],
+    ]);
+    expect(res.results[1].messages[0].lease_ms).toBe(2000);
+    const bad = await call(u(`${L}/pull-many`), 'POST', JSON.stringify({ pulls: [{ topic: 'ok', channel: 'bad/name' }] }));
+    expect(bad.status).toBe(400);
+    expect(bad.json()).toEqual({ message: 'INVALID_BODY', detail: 'pulls[0]: invalid channel' });
+  });
+
+  it('max attempts sends a message to the dead-letter topic instead of delivering it again', async () => {
+    const cfg = await call(u('/sluice/channel/config?topic=ma&channel=c&max_attempts=1'), 'POST');
+    expect(cfg.json()).toEqual({ topic: 'ma', channel: 'c', max_attempts: 1, dead_letter_topic: 'ma.dead', dead_lettered_count: 0 });
+    await call(u('/topic/create?topic=ma.dead'), 'POST');
+    await call(u('/channel/create?topic=ma.dead&channel=ops'), 'POST');
+    await call(u('/pub?topic=ma'), 'POST', '{"order":7}');
+    const [m] = (await call(u(`${L}/pull?topic=ma&channel=c`), 'POST')).json().messages;
+    await call(u(`${L}/requeue?topic=ma&channel=c&id=${m.id}&token=${m.token}`), 'POST');
+    expect((await call(u(`${L}/pull?topic=ma&channel=c`), 'POST')).json().messages).toEqual([]);
+    const [d] = (await call(u(`${L}/pull?topic=ma.dead&channel=ops`), 'POST')).json().messages;
+    const env = JSON.parse(Buffer.from(d.body, 'base64').toString());
+    expect(env).toMatchObject({ dead_letter: { reason: 'max_attempts_exceeded', topic: 'ma', channel: 'c', message_id: m.id, attempts: 1 }, body: { order: 7 } });
+    expect((await call(u('/sluice/channel/config?topic=ma&channel=c'))).json().dead_lettered_count).toBe(1);
+    expect((await call(u('/sluice/channel/config?topic=ma&channel=c&max_attempts=x'), 'POST')).json().message).toBe('INVALID_MAX_ATTEMPTS');
+    expect((await call(u(`/sluice/channel/config?topic=${'a'.repeat(62)}&channel=c&max_attempts=3`), 'POST')).json().message).toBe('INVALID_DEAD_LETTER_TOPIC');
+  });
+
   it('rejects bad lease requests with a clear error', async () => {
     expect((await call(u(`${L}/pull?channel=c`), 'POST')).json()).toEqual({ message: 'MISSING_ARG_TOPIC' });
     expect((await call(u(`${L}/pull?topic=t&channel=c&max=0`), 'POST')).json()).toEqual({ message: 'INVALID_MAX' });

@@ -473,3 +473,73 @@ describe('engine: #ephemeral created without consumers', () => {
     expect(engine.findChannel('t', 'e#ephemeral')).toBeUndefined();
   });
 });
+
+describe('engine: max attempts and dead letters', () => {
+  it('sends a message past max attempts to <topic>.dead with how it got there, instead of delivering it again', () => {
+    const { engine, clock, store } = setup();
+    const ch = engine.channel('orders', 'billing');
+    ch.configure(2, '');
+    const dead = new TestConsumer(9, 10, 60_000);
+    engine.channel('orders.dead', 'inspect').addConsumer(dead);
+    const c = new TestConsumer(1, 10, 1000);
+    ch.addConsumer(c);
+    engine.publish('orders', b('{"n":1}'));
+    engine.publish('orders', b('\x00binary'));
+    for (const m of [...c.got]) ch.requeue(m.id, 1, 0); // attempt 1 fails
+    expect(c.got.length).toBe(4);
+    clock.advance(1000);
+    engine.tick(); // attempt 2 times out → dead-lettered, not delivered a 3rd time
+    expect(c.got.length).toBe(4);
+    expect(ch.stats()).toMatchObject({ depth: 0, in_flight_count: 0, dead_lettered_count: 2, max_attempts: 2, dead_letter_topic: 'orders.dead' });
+    const envelopes = dead.got.map((m) => JSON.parse(m.body.toString()));
+    expect(envelopes[0]).toMatchObject({
+      dead_letter: { reason: 'max_attempts_exceeded', topic: 'orders', channel: 'billing', attempts: 2, max_attempts: 2 },
+      body: { n: 1 },
+    });
+    expect(Buffer.from(envelopes[1].body_base64, 'base64').toString()).toBe('\x00binary');
+    expect(envelopes[1].body).toBeNull();
+    // the setting survives a restart
+    engine.close();
+    const again = new Engine({}, { store, clock });
+    expect(again.findChannel('orders', 'billing')!.stats().max_attempts).toBe(2);
+  });
+});
+
+describe('engine: one pull across many channels', () => {
+  it('answers as soon as any channel has something, leaving the others untouched', async () => {
+    const { engine } = setup();
+    engine.channel('a', 'c');
+    engine.channel('b', 'c');
+    const p = engine.pullMany(
+      [
+        { topic: 'a', channel: 'c', max: 5, leaseMs: 1000 },
+        { topic: 'b', channel: 'c', max: 5, leaseMs: 1000 },
+      ],
+      5000,
+    );
+    engine.publish('b', b('x'));
+    engine.publish('b', b('y'));
+    const [fromA, fromB] = await p;
+    expect(fromA).toEqual([]);
+    expect(fromB.map((m) => m.body.toString())).toEqual(['x', 'y']);
+    // nothing is left registered: a later publish to a stays queued
+    engine.publish('a', b('z'));
+    expect(engine.findChannel('a', 'c')!.stats()).toMatchObject({ depth: 1, in_flight_count: 0 });
+  });
+
+  it('takes what is ready from every channel at once', async () => {
+    const { engine } = setup();
+    engine.channel('a', 'c');
+    engine.channel('b', 'c');
+    engine.publish('a', b('1'));
+    engine.publish('b', b('2'));
+    const got = await engine.pullMany(
+      [
+        { topic: 'a', channel: 'c', max: 5, leaseMs: 1000 },
+        { topic: 'b', channel: 'c', max: 5, leaseMs: 1000 },
+      ],
+      0,
+    );
+    expect(got.map((g) => g.map((m) => m.body.toString()))).toEqual([['1'], ['2']]);
+  });
+});
