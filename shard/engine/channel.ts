@@ -7,6 +7,7 @@ import { MessageHeap } from './pqueue';
 import { ReadyQueue } from './ready-queue';
 import type { EngineContext } from './context';
 import type { SavedMessage } from './store';
+import type { Journal, JournalEntry } from './journal';
 
 /** Something that receives messages from a channel: a TCP connection, or a pending lease pull. */
 export interface Consumer {
@@ -71,6 +72,7 @@ export class Channel {
   deadLetterTopic = '';
 
   private readonly queue: ReadyQueue;
+  private readonly journal: Journal | null;
   private readonly inFlight = new Map<string, Message>();
   private readonly inFlightHeap = new MessageHeap();
   private readonly deferred = new Map<string, Message>();
@@ -88,7 +90,10 @@ export class Channel {
     this.queueName = `${topicName}:${name}`;
     const backend = this.ephemeral ? null : ctx.store.openBackend(this.queueName);
     this.queue = new ReadyQueue(ctx.opts.memQueueSize, backend);
+    this.journal = this.ephemeral ? null : ctx.store.openJournal(this.queueName);
+    if (this.journal) this.recoverJournal(this.journal);
     if (!this.ephemeral) this.restore(ctx.store.takeSaved(this.queueName));
+    this.commit();
   }
 
   // ---- input ----
@@ -98,6 +103,7 @@ export class Channel {
     const wallNow = this.ctx.clock.wallNow();
     if (m.deferUntil > wallNow) {
       this.addDeferred(m, this.ctx.clock.now() + (m.deferUntil - wallNow));
+      this.commit();
       return;
     }
     m.deferUntil = 0;
@@ -108,6 +114,7 @@ export class Channel {
   putDeferred(m: Message, delayMs: number): void {
     this.messageCount++;
     this.addDeferred(m, this.ctx.clock.now() + delayMs);
+    this.commit();
   }
 
   // ---- consumers ----
@@ -154,7 +161,12 @@ export class Channel {
 
   /** Delivers ready messages to consumers with capacity, round-robin. */
   pump(): void {
-    if (this.paused || this.pumping || this.consumers.length === 0) return;
+    if (this.pumping) return;
+    if (!this.paused && this.consumers.length > 0) this.deliverReady();
+    this.commit();
+  }
+
+  private deliverReady(): void {
     this.pumping = true;
     try {
       while (this.queue.depth() > 0) {
@@ -173,6 +185,45 @@ export class Channel {
     } finally {
       this.pumping = false;
     }
+  }
+
+  /**
+   * Makes the journal match memory: TAKE records out before the disk queue may forget a message,
+   * RETURN records only after its new copy was handed to the disk queue. A no-op without a journal.
+   */
+  private commit(): void {
+    const j = this.journal;
+    if (!j) return;
+    j.commit(() => this.queue.flush());
+    if (j.compactNeeded) j.rewrite(this.liveEntries());
+  }
+
+  private liveEntries(): JournalEntry[] {
+    const wallNow = this.ctx.clock.wallNow();
+    const now = this.ctx.clock.now();
+    const out: JournalEntry[] = [];
+    for (const m of this.inFlight.values()) out.push({ seq: m.journalSeq, kind: 'in_flight', dueWall: 0, message: m });
+    for (const m of this.deferred.values()) out.push({ seq: m.journalSeq, kind: 'deferred', dueWall: wallNow + (m.pri - now), message: m });
+    return out;
+  }
+
+  /** After a crash: what was in flight goes back to the queue, deferred messages keep their due time. */
+  private recoverJournal(j: Journal): void {
+    const now = this.ctx.clock.now();
+    const wallNow = this.ctx.clock.wallNow();
+    const live: JournalEntry[] = [];
+    for (const e of j.replay()) {
+      const m = e.message;
+      if (e.kind === 'deferred' && e.dueWall > wallNow && !this.deferred.has(m.id)) {
+        m.pri = now + (e.dueWall - wallNow);
+        m.journalSeq = e.seq;
+        this.deferred.set(m.id, m);
+        this.deferredHeap.push(m);
+        live.push(e);
+      } else this.enqueue(m);
+    }
+    this.queue.flush(true);
+    j.rewrite(live);
   }
 
   /** Sends a message that used up its attempts to the dead-letter topic, recording how it got there. */
@@ -228,6 +279,7 @@ export class Channel {
       this.leaseInFlight++;
       this.lastLeaseActivity = now;
     }
+    if (this.journal) m.journalSeq = this.journal.take(m, 'in_flight', 0);
     this.inFlight.set(m.id, m);
     this.inFlightHeap.push(m);
     c.inFlightCount++;
@@ -281,6 +333,7 @@ export class Channel {
   }
 
   private leaveFlight(m: Message): void {
+    this.unjournal(m);
     this.inFlight.delete(m.id);
     this.inFlightHeap.remove(m);
     if (m.ownerId === LEASE_OWNER) this.leaseInFlight--;
@@ -290,6 +343,12 @@ export class Channel {
     }
     m.ownerId = -1;
     m.token = '';
+  }
+
+  private unjournal(m: Message): void {
+    if (m.journalSeq === 0 || !this.journal) return;
+    this.journal.returned(m.journalSeq);
+    m.journalSeq = 0;
   }
 
   private returnFromFlight(m: Message): void {
@@ -305,6 +364,7 @@ export class Channel {
     if (this.deferred.has(m.id) || this.inFlight.has(m.id)) return; // a replayed duplicate
     m.deferUntil = 0;
     m.pri = dueMono;
+    if (this.journal) m.journalSeq = this.journal.take(m, 'deferred', this.ctx.clock.wallNow() + (dueMono - this.ctx.clock.now()));
     this.deferred.set(m.id, m);
     this.deferredHeap.push(m);
   }
@@ -321,10 +381,12 @@ export class Channel {
     for (let m = this.deferredHeap.peek(); m && m.pri <= now; m = this.deferredHeap.peek()) {
       this.deferredHeap.pop();
       this.deferred.delete(m.id);
+      this.unjournal(m);
       this.enqueue(m);
       moved = true;
     }
     if (moved) this.pump();
+    this.commit();
     this.queue.flush();
     if (this.isIdle()) this.ctx.channelIdle(this);
   }
@@ -351,6 +413,7 @@ export class Channel {
     this.deferredHeap.clear();
     this.leaseInFlight = 0;
     for (const c of this.consumers) c.inFlightCount = 0;
+    this.journal?.rewrite([]);
   }
 
   flush(forceSync = false): void {
@@ -362,6 +425,7 @@ export class Channel {
     this.deleted = true;
     this.empty();
     this.queue.delete();
+    this.journal?.delete();
     this.ctx.store.removeQueue(this.queueName);
     for (const c of this.consumers.splice(0)) c.channelGone?.();
     this.connections.clear();
@@ -383,6 +447,8 @@ export class Channel {
     for (const m of this.deferred.values()) saved.push({ kind: 'deferred', dueWall: wallNow + (m.pri - now), token: '', message: m });
     this.ctx.store.save(this.queueName, saved);
     this.queue.close();
+    // Everything the journal protected is in the saved state now.
+    this.journal?.delete();
   }
 
   private restore(saved: SavedMessage[]): void {
@@ -399,12 +465,15 @@ export class Channel {
         m.deliveredAt = now;
         m.timeoutMs = s.dueWall - wallNow;
         m.pri = now + m.timeoutMs;
+        if (this.journal) m.journalSeq = this.journal.take(m, 'in_flight', 0);
         this.inFlight.set(m.id, m);
         this.inFlightHeap.push(m);
         this.leaseInFlight++;
       }
     }
-    this.queue.restoreMemory(ready);
+    // In durable mode nothing may live only in memory, so they go through the disk queue.
+    if (this.journal) for (const m of ready) this.enqueue(m);
+    else this.queue.restoreMemory(ready);
   }
 
   stats(): ChannelStats {

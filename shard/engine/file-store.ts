@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { BackendQueue } from './backend';
 import { DiskQueue } from './disk-queue';
+import { FileJournal, Journal } from './journal';
 import { decodeRecord, encodeRecord } from './record';
 import type { SavedKind, SavedMessage, ShardMetadata, Store } from './store';
 
@@ -15,6 +16,8 @@ export interface FileStoreOptions {
   syncEvery: number;
   syncTimeoutMs: number;
   onCorrupt?: (info: { file: string; offset: number; reason: string }) => void;
+  /** Keep a crash journal of in-flight and deferred messages per channel (durable mode). */
+  journal: boolean;
 }
 
 const METADATA_FILE = 'sluice.dat';
@@ -110,8 +113,13 @@ export class FileStore implements Store {
     return out;
   }
 
+  openJournal(queueName: string): Journal | null {
+    return this.o.journal ? new FileJournal({ dataPath: this.o.dataPath, queueName, syncEvery: this.o.syncEvery }) : null;
+  }
+
   removeQueue(queueName: string): void {
     fs.rmSync(this.file(`${queueName}.state.dat`), { force: true });
+    fs.rmSync(this.file(`${queueName}.journal.dat`), { force: true });
   }
 }
 

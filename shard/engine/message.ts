@@ -20,6 +20,8 @@ export class Message implements WireMessage {
   deliveredAt = 0;
   /** How long the current delivery lasts before it times out (ms); a touch extends by this much. */
   timeoutMs = 0;
+  /** Its TAKE record in the channel's crash journal while in flight or deferred; 0 when none. */
+  journalSeq = 0;
   /** Wall-clock due time of a deferred publish still buffered in its topic; 0 when none. */
   deferUntil = 0;
 

@@ -4,6 +4,7 @@
 
 import type { BackendQueue } from './backend';
 import { MemoryBackend } from './backend';
+import type { Journal } from './journal';
 import type { Message } from './message';
 
 export interface ChannelMetadata {
@@ -42,6 +43,8 @@ export interface Store {
   /** Returns and forgets what was saved for this queue at the last clean shutdown. */
   takeSaved(queueName: string): SavedMessage[];
   save(queueName: string, saved: readonly SavedMessage[]): void;
+  /** The crash journal for a channel's in-flight and deferred messages; null when not in durable mode. */
+  openJournal(queueName: string): Journal | null;
   /** Removes everything stored for this queue (backend files and saved state). */
   removeQueue(queueName: string): void;
 }
@@ -70,6 +73,9 @@ export class MemoryStore implements Store {
   }
   save(queueName: string, saved: readonly SavedMessage[]): void {
     if (saved.length) this.saved.set(queueName, [...saved]);
+  }
+  openJournal(): Journal | null {
+    return null;
   }
   removeQueue(queueName: string): void {
     this.backends.get(queueName)?.delete();

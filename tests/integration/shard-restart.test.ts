@@ -119,4 +119,38 @@ describe('shard restart', () => {
       dir.remove();
     }
   });
+
+  it('brings back 500 in-flight and 100 deferred messages after kill -9 in durable mode, deferred not early', async () => {
+    const dir = tempDir();
+    const args = ['--mem-queue-size', '0', '--sync-every', '1'];
+    let shard = await startShard(args, dir.path);
+    try {
+      await call(shard.url('/topic/create?topic=j'), 'POST');
+      await call(shard.url('/channel/create?topic=j&channel=c'), 'POST');
+      const lines = Array.from({ length: 1000 }, (_, i) => `now-${i}`);
+      expect((await call(shard.url('/mpub?topic=j'), 'POST', lines.join('\n'))).text).toBe('OK');
+      const deferredAt = Date.now();
+      for (let i = 0; i < 100; i++) expect((await call(shard.url(`/pub?topic=j&defer=4000`), 'POST', `later-${i}`)).text).toBe('OK');
+      const inFlight = (await call(shard.url(`${L}/pull?topic=j&channel=c&max=500&lease_ms=600000`), 'POST')).json().messages;
+      expect(inFlight).toHaveLength(500);
+      await shard.kill9();
+
+      shard = await startShard(args, dir.path);
+      const ch = (await call(shard.url('/stats?format=json&topic=j'))).json().topics[0].channels[0];
+      expect(ch.deferred_count).toBe(100);
+      const early = await drain(shard.url, 'j', 'c');
+      const seen = new Set(early.ids.values());
+      for (const line of lines) expect(seen.has(line)).toBe(true);
+      if (Date.now() - deferredAt < 3900) expect([...seen].some((s) => s.startsWith('later-'))).toBe(false);
+      const later = (await call(shard.url(`${L}/pull?topic=j&channel=c&max=100&wait_ms=8000`), 'POST')).json().messages;
+      expect(Date.now() - deferredAt).toBeGreaterThanOrEqual(3900);
+      await new Promise((r) => setTimeout(r, 200));
+      const rest = (await call(shard.url(`${L}/pull?topic=j&channel=c&max=100`), 'POST')).json().messages;
+      const laterBodies = new Set([...later, ...rest].map((m: any) => Buffer.from(m.body, 'base64').toString()));
+      expect(laterBodies.size).toBe(100);
+    } finally {
+      await shard.stop();
+      dir.remove();
+    }
+  });
 });
