@@ -16,8 +16,8 @@ export interface FileStoreOptions {
   syncEvery: number;
   syncTimeoutMs: number;
   onCorrupt?: (info: { file: string; offset: number; reason: string }) => void;
-  /** Keep a crash journal of in-flight and deferred messages per channel (durable mode). */
-  journal: boolean;
+  /** Keep a crash journal of in-flight and deferred messages per channel (durable mode; default off). */
+  journal?: boolean;
 }
 
 const METADATA_FILE = 'sluice.dat';
