@@ -1,10 +1,12 @@
 // `npm run bench`: runs every benchmark in sequence, each in its own process, and prints a table.
 // The TCP runs start a real shard (dist/bin/sluice.js) the way nsq's bench.sh starts nsqd:
-// --mem-queue-size 1000000, topic and channel created first, then the writer, then the reader
-// draining what the writer published. `--runfor N` sets the writer's seconds (default 10).
+// --mem-queue-size 1000000, topic and channel created first, then bench_writer's load, then
+// bench_reader's draining what was published; then PUB one per round trip, delivery latency at
+// RDY 1, and MPUB on a shard with --mem-queue-size 0 (everything through disk). The other
+// scripts in bench/ run after that with their defaults. `--runfor N`: the writers' seconds (10).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
@@ -15,12 +17,23 @@ interface Row {
   result: string;
 }
 
-const DIST = path.resolve(__dirname);
+interface Result {
+  name: string;
+  rate?: number;
+  p50?: number;
+  p99?: number;
+  messages: number;
+  seconds?: number;
+}
+
+const HERE = path.resolve(__dirname);
 const CLI = path.resolve(__dirname, '../bin/sluice.js');
+/** Scripts driven by tcpBenches (or helpers), not run on their own. */
+const DRIVEN = new Set(['run.js', 'nsq-client.js', 'tcp-writer.js', 'tcp-reader.js', 'tcp-latency.js']);
 
 function runScript(script: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(DIST, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [path.join(HERE, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => {
@@ -31,16 +44,23 @@ function runScript(script: string, args: string[]): Promise<string> {
   });
 }
 
-function resultOf(out: string): { name: string; rate: number; messages: number; seconds: number } {
+function resultOf(out: string): Result {
   const line = out.split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) throw new Error('no RESULT line');
-  return JSON.parse(line.slice('RESULT '.length)) as { name: string; rate: number; messages: number; seconds: number };
+  return JSON.parse(line.slice('RESULT '.length)) as Result;
 }
 
-async function startShard(dataPath: string): Promise<{ stop(): Promise<void>; tcp: string; http: string }> {
-  const child = spawn(process.execPath, [CLI, 'shard', '--http-address', '127.0.0.1:0', '--tcp-address', '127.0.0.1:0', '--data-path', dataPath, '--mem-queue-size', '1000000'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+function row(r: Result): Row {
+  if (r.p50 !== undefined) return { bench: r.name, result: `p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99!.toFixed(3)} ms (${r.messages} messages)` };
+  return { bench: r.name, result: `${Math.round(r.rate!).toLocaleString('en-US')} msg/s (${r.messages.toLocaleString('en-US')} in ${r.seconds!.toFixed(1)} s)` };
+}
+
+async function startShard(dataPath: string, memQueueSize: number): Promise<{ stop(): Promise<void>; tcp: string; http: string }> {
+  const child = spawn(
+    process.execPath,
+    [CLI, 'shard', '--http-address', '127.0.0.1:0', '--tcp-address', '127.0.0.1:0', '--data-path', dataPath, '--mem-queue-size', String(memQueueSize)],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   const addresses = await new Promise<{ tcp: string; http: string }>((resolve, reject) => {
     let buf = '';
     child.stderr.setEncoding('utf8');
@@ -51,7 +71,7 @@ async function startShard(dataPath: string): Promise<{ stop(): Promise<void>; tc
           const rec = JSON.parse(line) as { message?: string; tcp: string; http: string };
           if (rec.message === 'listening') resolve(rec);
         } catch {
-          /* partial line */
+          /* a partial line */
         }
       }
     });
@@ -73,46 +93,83 @@ async function post(url: string): Promise<void> {
   if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode}`);
 }
 
-async function tcpBenches(runfor: string): Promise<Row[]> {
+async function withShard(memQueueSize: number, fn: (s: { tcp: string; http: string }) => Promise<Row[]>): Promise<Row[]> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-bench-shard-'));
-  const shard = await startShard(dir);
+  const shard = await startShard(dir, memQueueSize);
   try {
-    await post(`http://${shard.http}/topic/create?topic=sub_bench`);
-    await post(`http://${shard.http}/channel/create?topic=sub_bench&channel=ch`);
-    const w = resultOf(await runScript('tcp-writer.js', ['--tcp', shard.tcp, '--runfor', runfor]));
-    const r = resultOf(await runScript('tcp-reader.js', ['--tcp', shard.tcp, '--http', shard.http, '--runfor', '60']));
-    const fmt = (x: { rate: number; messages: number; seconds: number }) =>
-      `${Math.round(x.rate).toLocaleString('en-US')} msg/s (${x.messages.toLocaleString('en-US')} in ${x.seconds.toFixed(1)} s)`;
-    return [
-      { bench: w.name, result: fmt(w) },
-      { bench: r.name, result: fmt(r) },
-    ];
+    return await fn(shard);
   } finally {
     await shard.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** The older micro-benchmarks print one human line per case: "name  rate unit/s (detail)". */
+async function tcpBenches(runfor: string): Promise<Row[]> {
+  const rows = await withShard(1_000_000, async (s) => {
+    await post(`http://${s.http}/topic/create?topic=sub_bench`);
+    await post(`http://${s.http}/channel/create?topic=sub_bench&channel=ch`);
+    const out: Row[] = [];
+    out.push(row(resultOf(await runScript('tcp-writer.js', ['--tcp', s.tcp, '--runfor', runfor]))));
+    out.push(row(resultOf(await runScript('tcp-reader.js', ['--tcp', s.tcp, '--http', s.http, '--runfor', '60']))));
+    out.push(row(resultOf(await runScript('tcp-writer.js', ['--tcp', s.tcp, '--runfor', runfor, '--topic', 'pub_bench', '--batch-size', '1']))));
+    out.push(row(resultOf(await runScript('tcp-latency.js', ['--tcp', s.tcp]))));
+    return out;
+  });
+  rows.push(
+    ...(await withShard(0, async (s) => [
+      row(resultOf(await runScript('tcp-writer.js', ['--tcp', s.tcp, '--runfor', runfor, '--label', ', --mem-queue-size 0']))),
+    ])),
+  );
+  return rows;
+}
+
+/**
+ * Scripts without RESULT lines print one human line per case, "name  rate unit/s (detail)";
+ * any other lines of a script are joined into one row.
+ */
 function linesOf(out: string, prefix: string): Row[] {
-  return out
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => {
-      const m = /^(.*?)(?::\s+|\s{2,})([\d,]+ \S+\/s.*)$/.exec(l.trim());
-      return m ? { bench: `${prefix}: ${m[1].trim()}`, result: m[2] } : { bench: prefix, result: l.trim() };
+  const lines = out.split('\n').filter((l) => l.trim() !== '');
+  const results = lines.filter((l) => l.startsWith('RESULT '));
+  if (results.length > 0) return results.flatMap((l) => rowsOfResult(JSON.parse(l.slice(7)) as unknown, prefix));
+  const rows: Row[] = [];
+  const rest: string[] = [];
+  for (const l of lines) {
+    const m = /^(.*?)(?::\s+|\s{2,})([\d,.]+ \S+\/s.*)$/.exec(l.trim());
+    if (m) rows.push({ bench: `${prefix}: ${m[1].trim()}`, result: m[2].replace(/\s+/g, ' ') });
+    else rest.push(l.trim().replace(/\s+/g, ' '));
+  }
+  if (rest.length > 0) rows.push({ bench: prefix, result: rest.join('; ') });
+  return rows;
+}
+
+/** A RESULT line is one of ours ({name, rate | p50, …}) or a list of "case: result" strings. */
+function rowsOfResult(json: unknown, prefix: string): Row[] {
+  if (Array.isArray(json)) {
+    return json.map((x) => {
+      const text = String(x);
+      const i = text.indexOf(': ');
+      return i < 0 ? { bench: prefix, result: text } : { bench: `${prefix}: ${text.slice(0, i)}`, result: text.slice(i + 2) };
     });
+  }
+  const r = json as Result;
+  if (typeof r.rate === 'number' || typeof r.p50 === 'number') return [row(r)];
+  return [{ bench: prefix, result: JSON.stringify(json) }];
 }
 
 async function main(): Promise<void> {
   const runfor = flagValue('runfor', '10');
-  const rows: Row[] = [];
-  rows.push(...(await tcpBenches(runfor)));
-  rows.push(...linesOf(await runScript('codec.js', []), 'codec'));
-  rows.push(...linesOf(await runScript('disk-queue.js', []), 'disk queue'));
+  const rows: Row[] = await tcpBenches(runfor);
+  const others = readdirSync(HERE).filter((f) => f.endsWith('.js') && !DRIVEN.has(f)).sort();
+  for (const script of others) {
+    try {
+      rows.push(...linesOf(await runScript(script, []), script.replace(/\.js$/, '')));
+    } catch (err) {
+      rows.push({ bench: script, result: `failed: ${err instanceof Error ? err.message : String(err)}` });
+    }
+  }
   const w = Math.max(...rows.map((r) => r.bench.length));
-  process.stdout.write(`\n${'benchmark'.padEnd(w)} | result\n${'-'.repeat(w)}-|-${'-'.repeat(40)}\n`);
-  for (const r of rows) process.stdout.write(`${r.bench.padEnd(w)} | ${r.result}\n`);
+  process.stdout.write(`\n| ${'benchmark'.padEnd(w)} | result |\n|${'-'.repeat(w + 2)}|--------|\n`);
+  for (const r of rows) process.stdout.write(`| ${r.bench.padEnd(w)} | ${r.result} |\n`);
   process.stdout.write(`\n${new Date().toISOString()}, node ${process.version}\n`);
 }
 

@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { flagName, parseHostPort } from '../runtime/config';
+import { ConfigError, flagName, parseHostPort } from '../runtime/config';
 import type { Logger } from '../runtime/logger';
 import { Engine, ENGINE_VERSION } from './engine/engine';
 import { FileStore } from './engine/file-store';
@@ -16,7 +16,10 @@ import { registerNsqdApi } from './http/nsqd-api';
 import { registerPublishApi } from './http/publish-api';
 import type { ShardIdentity } from './http/stats';
 import { Router } from './http/router';
+import { AuthClient, authenticator } from './tcp/auth';
+import { compressStreams } from './tcp/compression';
 import { TcpServer } from './tcp/server';
+import { buildServerTls, tlsUpgrade } from './tcp/tls';
 import { defaultNodeId, ShardConfig, shardFlags } from './flags';
 import { Holding, holdingsOf, LookupRegistration } from './registration';
 import { SLUICE_VERSION } from '../runtime/version';
@@ -40,6 +43,8 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
     syncEvery: config.syncEvery,
     syncTimeoutMs: config.syncTimeout,
     onCorrupt: (info) => logger.error('corrupt record skipped', info),
+    // Durable mode: nothing lives only in memory, in-flight and deferred messages included.
+    journal: config.memQueueSize === 0,
   });
   const registration: LookupRegistration = new LookupRegistration(
     config.lookupdTcpAddress,
@@ -114,6 +119,10 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
     router.handle(req, res);
   });
 
+  const serverTls = buildServerTls(config);
+  const authMethod = config.authHttpRequestMethod.toLowerCase();
+  if (authMethod !== 'get' && authMethod !== 'post') throw new ConfigError('--auth-http-request-method must be get or post');
+  const authClient = new AuthClient({ addresses: config.authHttpAddress, method: authMethod });
   const tcpServer = new TcpServer(
     {
       address: config.tcpAddress,
@@ -131,12 +140,21 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
       minOutputBufferTimeoutMs: config.minOutputBufferTimeout,
       maxOutputBufferTimeoutMs: config.maxOutputBufferTimeout,
       maxChannelConsumers: config.maxChannelConsumers,
-      tlsRequired: false,
+      tlsRequired: serverTls?.required ?? false,
       deflate: config.deflate,
       maxDeflateLevel: config.maxDeflateLevel,
       snappy: config.snappy,
     },
-    { engine, logger: logger.child({ subsystem: 'tcp' }) },
+    {
+      engine,
+      logger: logger.child({ subsystem: 'tcp' }),
+      upgrades: {
+        tls: serverTls ? tlsUpgrade(serverTls) : undefined,
+        snappy: (t) => compressStreams(t, 'snappy'),
+        deflate: (t, level) => compressStreams(t, 'deflate', level),
+      },
+      auth: authClient.enabled ? authenticator(authClient) : null,
+    },
   );
 
   return {
@@ -160,6 +178,7 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
     },
     async close() {
       await tcpServer.close();
+      await authClient.close();
       await registration.close();
       await new Promise<void>((resolve) => {
         httpServer.close(() => resolve());

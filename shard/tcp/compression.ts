@@ -1,7 +1,7 @@
 // The compression upgrades IDENTIFY negotiates (deflate or snappy) as byte streams:
 // socket → decoder → the connection reads plain bytes; the connection writes → encoder → socket.
 
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import zlib from 'node:zlib';
 
 /**
@@ -49,6 +49,28 @@ export function createCompression(kind: CompressionKind, level: number = DEFAULT
     // decoder must not report "unexpected end of file".
     decoder: zlib.createInflateRaw({ flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH }),
   };
+}
+
+/** A connection's byte streams (structurally transport.ts's Transport). */
+export interface ByteStreams {
+  readonly input: Readable;
+  readonly output: Writable;
+}
+
+/**
+ * Wraps a connection's current streams (the socket, or the TLS socket after a TLS upgrade) in
+ * compression, for the `Upgrades.snappy` / `Upgrades.deflate` seam: the returned input yields
+ * plain bytes read from `t.input`, the returned output compresses onto `t.output`. `leftover`
+ * is any compressed input already read off `t.input` (nsqd drops it; pass nothing to do the
+ * same). Listen for 'error' on both returned streams: a corrupt stream errors the input, and
+ * the connection should then close as nsqd does (a read error: no error frame).
+ */
+export function compressStreams(t: ByteStreams, kind: CompressionKind, level?: number, leftover?: Buffer): { input: Transform; output: Transform } {
+  const { encoder, decoder } = createCompression(kind, level);
+  if (leftover && leftover.length > 0) decoder.write(leftover);
+  t.input.pipe(decoder);
+  encoder.pipe(t.output);
+  return { input: decoder, output: encoder };
 }
 
 // ---- snappy framing format (https://github.com/google/snappy/blob/main/framing_format.txt) ----

@@ -24,10 +24,10 @@ import {
 import type { Channel, Consumer, SettleResult } from '../engine/channel';
 import type { Engine } from '../engine/engine';
 import type { Message } from '../engine/message';
-import { applyIdentify, negotiate, negotiationResponse, parseIdentify, type ClientSettings, type IdentifyLimits, type Negotiated, type ServerFeatures } from './identify';
+import { applyIdentify, negotiate, negotiationResponse, parseIdentify, type ClientSettings, type IdentifyLimits, type ServerFeatures } from './identify';
 import { ClientAuth, type Authenticator } from './client-auth';
 import { Link } from './link';
-import type { TlsInfo, Transport, Upgrades } from './transport';
+import type { Upgrades } from './transport';
 
 export interface ProtocolOptions extends IdentifyLimits {
   maxRdyCount: number;
@@ -74,7 +74,8 @@ const STOP = 1; // connection is closing, drop the rest
 const WAIT = 2; // a handler went async (AUTH, transport upgrade); it resumes the rest itself
 
 export class Connection extends Link implements Consumer {
-  readonly msgTimeoutMs: number = 0; // reassigned by IDENTIFY (the channel reads it per delivery)
+  /** The client's msg_timeout; the channel reads it at each delivery. */
+  msgTimeoutMs: number;
   inFlightCount = 0;
 
   private state: ClientState = 'init';
@@ -87,9 +88,6 @@ export class Connection extends Link implements Consumer {
   private closeWaitTimer: NodeJS.Timeout | null = null;
   private held: DecodedItem[] | null = null;
   private heldAt = 0;
-  private tls: TlsInfo | null = null;
-  private snappy = false;
-  private deflate = false;
   private readonly auth: ClientAuth;
 
   // counters for /stats
@@ -116,7 +114,7 @@ export class Connection extends Link implements Consumer {
     this.decoder = this.newDecoder();
     this.auth = new ClientAuth(
       ctx.auth,
-      () => ({ remoteIp: this.remoteIp, tls: this.tls !== null, commonName: this.tls?.commonName ?? '' }),
+      () => ({ remoteIp: this.remoteIp, tls: this.tlsInfo !== null, commonName: this.tlsInfo?.commonName ?? '' }),
       (err) => ctx.logger.warn('auth failed', { client: this.remoteAddress, error: errorText(err) }),
     );
     this.configureTimers(o.heartbeatIntervalMs, o.outputBufferTimeoutMs);
@@ -162,18 +160,18 @@ export class Connection extends Link implements Consumer {
       requeue_count: this.requeueCount,
       connect_ts: this.connectTs,
       sample_rate: s.sampleRate,
-      deflate: this.deflate,
-      snappy: this.snappy,
+      deflate: this.deflateOn,
+      snappy: this.snappyOn,
       user_agent: s.userAgent,
     };
     this.auth.describe(stats);
     // omitempty in nsqd, like the auth fields
     if (this.pubCounts.size > 0) stats.pub_counts = [...this.pubCounts].map(([topic, count]) => ({ topic, count }));
-    stats.tls = this.tls !== null;
-    stats.tls_cipher_suite = this.tls?.cipherSuite ?? '';
-    stats.tls_version = this.tls?.version ?? '';
-    stats.tls_negotiated_protocol = this.tls?.negotiatedProtocol ?? '';
-    stats.tls_negotiated_protocol_is_mutual = this.tls?.negotiatedProtocolIsMutual ?? false;
+    stats.tls = this.tlsInfo !== null;
+    stats.tls_cipher_suite = this.tlsInfo?.cipherSuite ?? '';
+    stats.tls_version = this.tlsInfo?.version ?? '';
+    stats.tls_negotiated_protocol = this.tlsInfo?.negotiatedProtocol ?? '';
+    stats.tls_negotiated_protocol_is_mutual = this.tlsInfo?.negotiatedProtocolIsMutual ?? false;
     return stats;
   }
 
@@ -251,7 +249,7 @@ export class Connection extends Link implements Consumer {
     if (this.closed) return STOP;
     const name = item.type === 'error' ? item.command : item.type;
     if (name !== '') {
-      if (this.ctx.opts.tlsRequired && this.tls === null && name !== 'IDENTIFY') return this.fail(V2Errors.tlsRequired(name));
+      if (this.ctx.opts.tlsRequired && this.tlsInfo === null && name !== 'IDENTIFY') return this.fail(V2Errors.tlsRequired(name));
       const st = checkState(name, this.state);
       if (st === 'ignore') return GO;
       if (st !== null) return this.fail(st);
@@ -312,11 +310,11 @@ export class Connection extends Link implements Consumer {
     const next = applyIdentify(this.settings, data, this.ctx.opts);
     if ('type' in next) return this.fail(next);
     this.settings = next;
-    (this as { msgTimeoutMs: number }).msgTimeoutMs = next.msgTimeoutMs;
+    this.msgTimeoutMs = next.msgTimeoutMs;
     this.out.setLimit(next.outputBufferSize);
     this.configureTimers(next.heartbeatIntervalMs, next.outputBufferTimeoutMs);
     if (!data.feature_negotiation) return this.respond(OK);
-    const features = this.offeredFeatures();
+    const features = this.ctx.features;
     const n = negotiate(data, features);
     if ('type' in n) return this.fail(n);
     this.out.response(negotiationResponse(this.settings, n, features));
@@ -325,47 +323,16 @@ export class Connection extends Link implements Consumer {
       return GO;
     }
     this.out.flush(); // the answer goes out before the transport changes
-    this.upgrade(n).then(
-      () => this.resume(),
+    // Bytes that arrived behind IDENTIFY were meant for the new transport; nsqd drops them too.
+    this.decoder = this.newDecoder();
+    this.upgrade(this.ctx.upgrades, n).then(
+      () => {
+        this.held = null;
+        this.resume();
+      },
       (err: unknown) => this.fail(protocolError('E_IDENTIFY_FAILED', 'IDENTIFY failed ' + errorText(err), true, 'IDENTIFY')),
     );
     return WAIT;
-  }
-
-  private offeredFeatures(): ServerFeatures {
-    const f = this.ctx.features;
-    const u = this.ctx.upgrades;
-    return { ...f, tls: f.tls && !!u.tls, snappy: f.snappy && !!u.snappy, deflate: f.deflate && !!u.deflate };
-  }
-
-  /** TLS, then snappy or deflate, each confirmed with OK over the new transport (nsqd's order). */
-  private async upgrade(n: Negotiated): Promise<void> {
-    // Bytes that arrived behind IDENTIFY were meant for the new transport; nsqd drops them too.
-    this.decoder = this.newDecoder();
-    await this.drained();
-    const u = this.ctx.upgrades;
-    if (n.tls && u.tls) {
-      const r = await u.tls(this.socket);
-      this.tls = r.info;
-      await this.confirmUpgrade(r.transport);
-    }
-    if (n.snappy && u.snappy) {
-      this.snappy = true;
-      await this.confirmUpgrade(u.snappy(this.transport));
-    }
-    if (n.deflate && u.deflate) {
-      this.deflate = true;
-      await this.confirmUpgrade(u.deflate(this.transport, n.deflateLevel));
-    }
-    this.held = null; // see above: the commands decoded behind IDENTIFY are dropped
-  }
-
-  private async confirmUpgrade(t: Transport): Promise<void> {
-    if (this.closed) throw new Error('connection closed');
-    this.swapTransport(t);
-    this.out.response(OK);
-    this.out.flush();
-    await this.drained();
   }
 
   private authenticate(body: Buffer): number {

@@ -4,9 +4,9 @@
 
 import type { Socket } from 'node:net';
 import type { Logger } from '../../runtime/logger';
-import { HEARTBEAT } from '../../wire/nsq-v2';
+import { HEARTBEAT, OK } from '../../wire/nsq-v2';
 import { FrameWriter } from './output';
-import { plainTransport, type Transport } from './transport';
+import { plainTransport, type TlsInfo, type Transport, type Upgrades } from './transport';
 
 /** Stop reading a client whose unread output passes this (nsqd blocks on the write instead). */
 const OUTPUT_HIGH_WATER = 1 << 20;
@@ -20,6 +20,10 @@ export abstract class Link {
   protected transport: Transport;
   protected readonly out: FrameWriter;
   protected closed = false;
+  /** What the transport has been upgraded to (nsqd's client TLS, Snappy and Deflate flags). */
+  protected tlsInfo: TlsInfo | null = null;
+  protected snappyOn = false;
+  protected deflateOn = false;
 
   private waiting = false; // the protocol went async and wants no input meanwhile
   private backpressured = false;
@@ -38,7 +42,9 @@ export abstract class Link {
     protected readonly logger: Logger,
     outputBufferSize: number,
   ) {
-    this.remoteIp = socket.remoteAddress ?? '';
+    // Go reports a v4 client of a dual-stack listener as a.b.c.d, not ::ffff:a.b.c.d
+    const ip = socket.remoteAddress ?? '';
+    this.remoteIp = ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
     this.remoteAddress = `${this.remoteIp.includes(':') ? `[${this.remoteIp}]` : this.remoteIp}:${socket.remotePort ?? 0}`;
     this.transport = plainTransport(socket);
     this.out = new FrameWriter(socket, outputBufferSize);
@@ -60,7 +66,10 @@ export abstract class Link {
   private listen(t: Transport): void {
     t.input.on('data', this.onData);
     t.input.on('end', this.onEnd);
+    // an upgrade's streams (a corrupt compressed stream, a TLS failure) end the connection, as
+    // a read or write error does in nsqd: no error frame
     if (t.input !== this.socket) t.input.on('error', this.onError);
+    if (t.output !== this.socket && (t.output as unknown) !== t.input) t.output.on('error', this.onError);
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -95,19 +104,50 @@ export abstract class Link {
 
   // ---- the transport seam ----
 
-  /** Replaces the transport with an upgraded one; everything written so far went to the old one. */
-  protected swapTransport(t: Transport): void {
+  /**
+   * The upgrades IDENTIFY negotiated, in nsqd's order: TLS, then snappy or deflate over it, each
+   * wrapping the transport as it stands once everything written before has gone out on it, and
+   * each confirmed with OK over the new transport. Input stays paused (setWaiting) meanwhile.
+   */
+  protected async upgrade(u: Upgrades, n: { tls: boolean; snappy: boolean; deflate: boolean; deflateLevel: number }): Promise<void> {
+    if (n.tls && u.tls) {
+      const tls = u.tls;
+      await this.upgradeTo(async () => {
+        const r = await tls(this.socket);
+        this.tlsInfo = r.info;
+        return r.transport;
+      });
+    }
+    if (n.snappy && u.snappy) {
+      const snappy = u.snappy;
+      await this.upgradeTo(async () => snappy(this.transport));
+      this.snappyOn = true;
+    }
+    if (n.deflate && u.deflate) {
+      const deflate = u.deflate;
+      await this.upgradeTo(async () => deflate(this.transport, n.deflateLevel));
+      this.deflateOn = true;
+    }
+  }
+
+  private async upgradeTo(wrap: () => Promise<Transport>): Promise<void> {
+    await this.drained();
+    if (this.closed) throw new Error('connection closed');
     const old = this.transport.input;
     old.off('data', this.onData);
     old.off('end', this.onEnd);
+    const t = await wrap();
+    if (this.closed) throw new Error('connection closed');
     this.transport = t;
     this.out.setOutput(t.output);
     this.listen(t);
     this.updateInput();
+    this.out.response(OK);
+    this.out.flush();
   }
 
   /** Resolves once the current output has passed on everything written so far. */
-  protected drained(): Promise<void> {
+  private drained(): Promise<void> {
     const o = this.out.output;
     return new Promise((resolve, reject) => {
       if (o.writableLength === 0) return resolve();

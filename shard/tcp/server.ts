@@ -14,7 +14,7 @@ import type { Upgrades } from './transport';
 export interface TcpServerOptions extends ProtocolOptions {
   /** host:port; port 0 picks a free one. */
   address: string;
-  /** --deflate, --max-deflate-level, --snappy: offered only when the upgrade module is present too. */
+  /** --deflate, --max-deflate-level, --snappy: offered only when the upgrade is given too (as TLS needs a cert). */
   deflate: boolean;
   maxDeflateLevel: number;
   snappy: boolean;
@@ -63,7 +63,8 @@ export class TcpServer {
       now: deps.now ?? (() => performance.now()),
       closed: (c) => this.connections.delete(c),
     };
-    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    // Go's listener defaults, which nsqd keeps: no Nagle delay, TCP keep-alive every 15 s
+    this.server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 15_000 }, (socket) => this.accept(socket));
   }
 
   async start(): Promise<AddressInfo> {

@@ -49,7 +49,7 @@ export class RawClient {
   private wake: (() => void) | null = null;
 
   private constructor(readonly socket: net.Socket) {
-    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('data', this.onChunk);
     socket.on('error', () => undefined);
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
@@ -73,9 +73,21 @@ export class RawClient {
     return c;
   }
 
+  /** A client over an already connected socket (a TLS socket after an upgrade, say). */
+  static over(socket: net.Socket): RawClient {
+    return new RawClient(socket);
+  }
+
+  /** Stops reading this socket (before wrapping it in TLS); frames already read stay. */
+  detach(): void {
+    this.socket.off('data', this.onChunk);
+  }
+
   write(data: string | Buffer): void {
     this.socket.write(data);
   }
+
+  private readonly onChunk = (d: Buffer): void => this.onData(d);
 
   private onData(d: Buffer): void {
     this.buf = Buffer.concat([this.buf, d]);
