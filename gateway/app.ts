@@ -1,0 +1,242 @@
+// createGateway(opts, deps): the gateway as a library. Returns the Express app (mount it anywhere),
+// a plain request handler that serves the publish endpoints without Express's per-request cost
+// and hands everything else to the app, and start()/close(). It listens only in start().
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import express, { Express, NextFunction, Request, Response } from 'express';
+import { parseHostPort } from '../runtime/config';
+import { Logger, silentLogger } from '../runtime/logger';
+import * as api from './api';
+import { Auth } from './auth';
+import { GatewayError, sendError } from './errors';
+import { DEFAULT_PUBLISHER_OPTIONS, Publisher, PublisherOptions } from './publish';
+import { projectRoot, Schemas } from './schemas';
+import { DEFAULT_SHARD_CLIENT_OPTIONS, ShardClient, ShardClientOptions } from './shards';
+import { FetchNodes, Topology } from './topology';
+import { loadWebhookConfig, WebhookTopic } from './webhooks';
+import { createGatewayMetrics } from './metrics';
+
+export interface GatewayOptions {
+  /** host:port for start() to listen on; '' = do not listen (embedded use). */
+  httpAddress: string;
+  lookupdHttpAddresses: string[];
+  shardHttpAddresses: string[];
+  lookupdPollIntervalMs: number;
+  topicSchemas: string;
+  authFile: string;
+  webhookConfig: string;
+  maxMsgSize: number;
+  maxBodySize: number;
+  maxDeferMs: number;
+  /** Log every request at debug level (costs throughput). */
+  logRequests: boolean;
+  shard: ShardClientOptions;
+  publisher: PublisherOptions;
+}
+
+export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
+  httpAddress: '',
+  lookupdHttpAddresses: [],
+  shardHttpAddresses: [],
+  lookupdPollIntervalMs: 5000,
+  topicSchemas: '',
+  authFile: '',
+  webhookConfig: '',
+  maxMsgSize: 1024 * 1024,
+  maxBodySize: 5 * 1024 * 1024,
+  maxDeferMs: 60 * 60_000,
+  logRequests: false,
+  shard: DEFAULT_SHARD_CLIENT_OPTIONS,
+  publisher: DEFAULT_PUBLISHER_OPTIONS,
+};
+
+export interface GatewayDeps {
+  logger?: Logger;
+  /** Replaces the lookup HTTP client (tests). */
+  fetchNodes?: FetchNodes;
+  /** Wall clock (webhook timestamps). */
+  wallNow?: () => number;
+  env?: NodeJS.ProcessEnv;
+  /** Pre-built pieces (tests): an Auth or webhook table instead of the files. */
+  auth?: Auth | null;
+  webhooks?: Map<string, WebhookTopic>;
+  /** Include Node's process metrics in /metrics (default true). */
+  processMetrics?: boolean;
+}
+
+export interface Gateway {
+  app: Express;
+  /** node:http request listener: the publish endpoints directly, everything else through `app`. */
+  handler: http.RequestListener;
+  topology: Topology;
+  publisher: Publisher;
+  /** Polls the lookups once (waits for it), then keeps polling; listens if httpAddress is set. */
+  start(): Promise<{ http: string }>;
+  close(): Promise<void>;
+}
+
+type Handler = (d: api.ApiDeps, c: api.Call) => Promise<void> | void;
+
+function rawQueryOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? '' : url.slice(q + 1);
+}
+
+export function createGateway(options: Partial<GatewayOptions> = {}, deps: GatewayDeps = {}): Gateway {
+  const opts: GatewayOptions = { ...DEFAULT_GATEWAY_OPTIONS, ...options };
+  const logger = deps.logger ?? silentLogger();
+  const root = projectRoot();
+  const schemas = new Schemas(root, opts.topicSchemas);
+  const auth = deps.auth !== undefined ? deps.auth : opts.authFile ? Auth.fromFile(opts.authFile, schemas.authFile) : null;
+  const webhooks = deps.webhooks ?? (opts.webhookConfig ? loadWebhookConfig(opts.webhookConfig, schemas.webhookConfig, deps.env ?? process.env) : new Map());
+
+  const topology = new Topology(
+    { lookups: opts.lookupdHttpAddresses, staticShards: opts.shardHttpAddresses, pollIntervalMs: opts.lookupdPollIntervalMs, timeoutMs: Math.min(2000, opts.lookupdPollIntervalMs) },
+    logger,
+    deps.fetchNodes,
+  );
+  const clients = new Map<string, ShardClient>();
+  const shardPool = {
+    get(address: string): ShardClient {
+      let c = clients.get(address);
+      if (!c) clients.set(address, (c = new ShardClient(address, opts.shard, logger)));
+      return c;
+    },
+    isUnavailable: (address: string) => clients.get(address)?.state === 'open',
+  };
+  // Clients (and their breakers) outlive a shard's absence from the lookups: one that comes back
+  // at the same address finds its breaker where it left it. They are closed with the gateway.
+  const publisher = new Publisher(topology, shardPool, { ...DEFAULT_PUBLISHER_OPTIONS, ...opts.publisher }, logger);
+  const breakerState = (a: string) => clients.get(a)?.state ?? 'closed';
+  const metrics = createGatewayMetrics({ publisher, topology, breakerState }, deps.processMetrics ?? true);
+  const d: api.ApiDeps = {
+    limits: { maxMsgSize: opts.maxMsgSize, maxBodySize: opts.maxBodySize, maxDeferMs: opts.maxDeferMs },
+    logRequests: opts.logRequests,
+    publisher,
+    topology,
+    breakerState,
+    metrics,
+    schemas,
+    auth,
+    webhooks,
+    logger,
+    wallNow: deps.wallNow ?? Date.now,
+    openapi: readFileSync(path.join(root, 'openapi.yaml'), 'utf8'),
+  };
+
+  // ---- the Express app: every endpoint, for library use and for all but the publish paths ----
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const route = (h: Handler) => (req: Request, res: Response) => {
+    const topic = typeof req.params.topic === 'string' ? req.params.topic : '';
+    api.run(d, { req, res, topic, rawQuery: rawQueryOf(req.url) }, h);
+  };
+  const routes: [string, Partial<Record<'get' | 'post', Handler>>][] = [
+    ['/healthz', { get: api.healthz }],
+    ['/readyz', { get: api.readyz }],
+    ['/openapi.yaml', { get: api.openapi }],
+    ['/v1/topics', { get: api.listTopics }],
+    ['/v1/topics/:topic', { get: api.getTopic }],
+    ['/v1/topics/:topic/messages', { post: api.publishOne }],
+    ['/v1/topics/:topic/batch', { post: api.publishBatch }],
+    ['/v1/webhooks/:topic', { post: api.webhook }],
+    ['/v1/shards', { get: api.listShards }],
+    ['/metrics', { get: api.metrics }],
+  ];
+  for (const [p, methods] of routes) {
+    if (methods.get) app.get(p, route(methods.get));
+    if (methods.post) app.post(p, route(methods.post));
+    const allow = Object.keys(methods).map((m) => m.toUpperCase()).join(', ');
+    app.all(p, (req: Request, res: Response) => {
+      res.setHeader('Allow', allow);
+      req.resume();
+      sendError(res, new GatewayError('METHOD_NOT_ALLOWED', { allow }), req.complete);
+    });
+  }
+  app.use((req: Request, res: Response) => {
+    req.resume();
+    sendError(res, new GatewayError('NOT_FOUND', { path: req.path }), req.complete);
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const status = (err as { status?: number })?.status;
+    const e = status === 400 ? new GatewayError('INVALID_BODY', { reason: 'malformed request' }) : new GatewayError('INTERNAL');
+    if (e.code === 'INTERNAL') logger.error('request failed', { path: req.url, error: err instanceof Error ? err.stack : String(err) });
+    sendError(res, e, req.complete);
+  });
+
+  // ---- the front router: publish paths straight to their handlers ----
+  const handler: http.RequestListener = (req, res) => {
+    if (req.method === 'POST') {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const p = q === -1 ? url : url.slice(0, q);
+      let h: Handler | undefined;
+      let seg = '';
+      if (p.startsWith('/v1/topics/')) {
+        const slash = p.indexOf('/', 11);
+        if (slash !== -1) {
+          const tail = p.slice(slash + 1);
+          h = tail === 'messages' ? api.publishOne : tail === 'batch' ? api.publishBatch : undefined;
+          seg = p.slice(11, slash);
+        }
+      } else if (p.startsWith('/v1/webhooks/') && p.indexOf('/', 13) === -1) {
+        h = api.webhook;
+        seg = p.slice(13);
+      }
+      if (h !== undefined && seg !== '') {
+        let topic = seg;
+        if (seg.includes('%')) {
+          try {
+            topic = decodeURIComponent(seg);
+          } catch {
+            topic = '\u0000';
+          }
+        }
+        api.run(d, { req, res, topic, rawQuery: q === -1 ? '' : url.slice(q + 1) }, h);
+        return;
+      }
+    }
+    app(req, res);
+  };
+
+  let server: http.Server | undefined;
+  return {
+    app,
+    handler,
+    topology,
+    publisher,
+    async start() {
+      await topology.start();
+      if (!opts.httpAddress) return { http: '' };
+      const { host, port } = parseHostPort(opts.httpAddress);
+      const s = http.createServer({ keepAliveTimeout: 65_000 }, handler);
+      server = s;
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(port, host, () => {
+          s.off('error', reject);
+          resolve();
+        });
+      });
+      const addr = s.address() as AddressInfo;
+      return { http: `${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}` };
+    },
+    async close() {
+      topology.stop();
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeIdleConnections();
+          // Keep-alive clients that never pause get a short grace period, then their sockets close.
+          setTimeout(() => s.closeAllConnections(), 2000).unref();
+        });
+      }
+      await Promise.all([...clients.values()].map((c) => c.close()));
+    },
+  };
+}

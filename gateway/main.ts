@@ -1,0 +1,70 @@
+// `sluice gateway`: flags → a running gateway. Without --auth-file the gateway is open, so it
+// binds to 127.0.0.1 unless told otherwise.
+
+import { flag } from '../runtime/config';
+import { defineProgram } from '../runtime/program';
+import { createGateway, DEFAULT_GATEWAY_OPTIONS } from './app';
+import { DEFAULT_PUBLISHER_OPTIONS } from './publish';
+import { DEFAULT_SHARD_CLIENT_OPTIONS } from './shards';
+
+const MiB = 1024 * 1024;
+export const DEFAULT_PORT = 4180;
+
+export const gatewayFlags = {
+  httpAddress: flag.string('', `address to listen on (default 127.0.0.1:${DEFAULT_PORT} without --auth-file, 0.0.0.0:${DEFAULT_PORT} with one)`),
+  lookupdHttpAddress: flag.list([], 'lookup HTTP address to discover shards from (repeatable)'),
+  shardHttpAddress: flag.list([], 'shard HTTP address to use without a lookup (repeatable)'),
+  lookupdPollInterval: flag.duration(5000, 'how often the lookups are asked for the shards and their topics'),
+  newTopicShards: flag.int(DEFAULT_PUBLISHER_OPTIONS.placementCount, 'how many shards a new topic is spread over', 1),
+  topicSchemas: flag.string('', 'directory of per-topic JSON Schemas (<topic>.json); topics without one take any bytes'),
+  authFile: flag.string('', 'JSON file of API keys (SHA-256 hashes) and their scopes; without it the gateway is open'),
+  webhookConfig: flag.string('', 'JSON file of per-topic webhook settings (provider, secret or secret_env, envelope)'),
+  maxMsgSize: flag.int(MiB, 'largest message in bytes', 1),
+  maxBodySize: flag.int(5 * MiB, 'largest batch request body in bytes', 1),
+  maxDefer: flag.duration(DEFAULT_GATEWAY_OPTIONS.maxDeferMs, 'longest defer a publish may ask for (keep <= the shards\' --max-req-timeout)'),
+  shardTimeout: flag.duration(DEFAULT_SHARD_CLIENT_OPTIONS.timeoutMs, 'a shard call taking longer is aborted and counts as a failure'),
+  shardConnections: flag.int(DEFAULT_SHARD_CLIENT_OPTIONS.connections, 'keep-alive connections per shard', 1),
+  breakerReset: flag.duration(DEFAULT_SHARD_CLIENT_OPTIONS.resetMs, 'how long an open breaker waits before a trial call'),
+  breakerErrorPercent: flag.int(DEFAULT_SHARD_CLIENT_OPTIONS.errorThresholdPercentage, 'failed calls (percent, rolling 10 s) that open a shard\'s breaker', 1, 100),
+  breakerVolume: flag.int(DEFAULT_SHARD_CLIENT_OPTIONS.volumeThreshold, 'calls in the rolling window before a breaker may open', 0),
+  shardInFlight: flag.int(DEFAULT_PUBLISHER_OPTIONS.maxInFlight, 'coalesced publish calls in flight per shard and topic; publishes arriving meanwhile share the next call', 1),
+  maxPending: flag.int(DEFAULT_PUBLISHER_OPTIONS.maxPending, 'publishes waiting for a shard before new ones get 429', 1),
+  logLevel: flag.string('info', 'log level: error, warn, info or debug'),
+};
+
+export const program = defineProgram({
+  summary: 'Runs a gateway: the stateless HTTP/JSON front door. Publishes to shards found through lookups (see openapi.yaml).',
+  flags: gatewayFlags,
+  async run(config, logger) {
+    const httpAddress = config.httpAddress || (config.authFile ? `0.0.0.0:${DEFAULT_PORT}` : `127.0.0.1:${DEFAULT_PORT}`);
+    if (!config.authFile && !/^(127\.|\[::1\]|localhost)/.test(httpAddress)) logger.warn('no --auth-file: anyone who can reach this address can publish', { httpAddress });
+    if (config.lookupdHttpAddress.length === 0 && config.shardHttpAddress.length === 0) logger.warn('no --lookupd-http-address or --shard-http-address: no shard to publish to');
+    const gateway = createGateway(
+      {
+        httpAddress,
+        lookupdHttpAddresses: config.lookupdHttpAddress,
+        shardHttpAddresses: config.shardHttpAddress,
+        lookupdPollIntervalMs: config.lookupdPollInterval,
+        topicSchemas: config.topicSchemas,
+        authFile: config.authFile,
+        webhookConfig: config.webhookConfig,
+        maxMsgSize: config.maxMsgSize,
+        maxBodySize: config.maxBodySize,
+        maxDeferMs: config.maxDefer,
+        logRequests: config.logLevel === 'debug',
+        shard: {
+          connections: config.shardConnections,
+          timeoutMs: config.shardTimeout,
+          resetMs: config.breakerReset,
+          errorThresholdPercentage: config.breakerErrorPercent,
+          volumeThreshold: config.breakerVolume,
+        },
+        publisher: { ...DEFAULT_PUBLISHER_OPTIONS, placementCount: config.newTopicShards, maxPending: config.maxPending, maxInFlight: config.shardInFlight },
+      },
+      { logger },
+    );
+    const { http } = await gateway.start();
+    logger.info('listening', { http, lookups: config.lookupdHttpAddress, auth: Boolean(config.authFile) });
+    return gateway;
+  },
+});
