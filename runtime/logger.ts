@@ -32,7 +32,9 @@ const LEVELS: Record<string, number> = { error: 0, warn: 1, info: 2, http: 3, ve
 
 /**
  * The "listening" record (the bound addresses) is how tools and tests learn where a program
- * listens, so it is written whatever the level; everything else is filtered by `level`.
+ * listens, so it is written whatever the level. The logger itself runs at `info` at least (so
+ * that record gets through) and this format drops what is above the configured level; at
+ * `debug`, isDebugEnabled() stays true only when debug was asked for.
  */
 const levelFilter = winston.format((info, opts) =>
   info.message === 'listening' || (LEVELS[info.level] ?? 0) <= (opts as { max: number }).max ? info : false,
@@ -41,7 +43,7 @@ const levelFilter = winston.format((info, opts) =>
 export function createLogger(component: string, level: LogLevel | string = 'info'): Logger {
   const max = LEVELS[level] ?? LEVELS.info;
   return winston.createLogger({
-    level: 'silly',
+    level: max >= LEVELS.info ? level : 'info',
     defaultMeta: { component },
     format: winston.format.combine(levelFilter({ max }), redactFormat(), winston.format.timestamp(), winston.format.json()),
     // Logs go to stderr so that utilities can keep stdout for their output.

@@ -37,7 +37,7 @@ export const shardFlags = {
   tlsRequired: flag.bool(false, 'refuse every TCP command but IDENTIFY until the client has upgraded to TLS'),
   authHttpAddress: flag.list([], 'auth server host:port or URL to check AUTH secrets and permissions with (repeatable)'),
   authHttpRequestMethod: flag.string('get', 'HTTP method of auth server requests: get or post'),
-  nodeId: flag.int(-1, 'worker id in message ids, 0..1023 (default: derived from the hostname)', -1, 1023),
+  nodeId: flag.int(-1, 'worker id in message ids, 0..1023 (default: derived from the hostname and data path, so shards sharing a host differ)', -1, 1023),
   lookupdTcpAddress: flag.list([], 'lookup TCP address to register with (repeatable)'),
   lookupPingInterval: flag.duration(15_000, 'how often to PING each lookup (nsqd: 15s); a lookup hides a node silent for its --inactive-producer-timeout'),
   leaseGrace: flag.duration(30_000, 'how long an #ephemeral channel used only through the lease API outlives its last pull'),

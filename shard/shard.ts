@@ -66,7 +66,7 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
       maxReqTimeoutMs: config.maxReqTimeout,
       ephemeralLeaseGraceMs: config.leaseGrace,
     },
-    { store, workerId: config.nodeId >= 0 ? config.nodeId : defaultNodeId(), channelsElsewhere: (topic) => registration.channelsElsewhere(topic) },
+    { store, workerId: config.nodeId >= 0 ? config.nodeId : defaultNodeId(`${os.hostname()}:${dataPath}`), channelsElsewhere: (topic) => registration.channelsElsewhere(topic) },
   );
   engine.addListener(registration);
   const startTime = Math.floor(Date.now() / 1000);

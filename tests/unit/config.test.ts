@@ -58,3 +58,12 @@ describe('log redaction', () => {
     });
   });
 });
+
+describe('logger levels', () => {
+  it('keeps debug off unless asked for, and always lets the listening record through', () => {
+    const { createLogger } = require('../../runtime/logger') as typeof import('../../runtime/logger');
+    expect(createLogger('x', 'warn').isDebugEnabled()).toBe(false);
+    expect(createLogger('x', 'info').isDebugEnabled()).toBe(false);
+    expect(createLogger('x', 'debug').isDebugEnabled()).toBe(true);
+  });
+});
