@@ -7,11 +7,14 @@ import { isValidChannelName, isValidTopicName } from '../wire/names';
 import { toGoJson } from '../wire/lookup-v1';
 import type { Peer, Registry } from './registry';
 import { listen } from './tcp';
+import type { Registry as PromRegistry } from 'prom-client';
 
 export interface HttpServerDeps {
   registry: Registry;
   version: string;
   logger: Logger;
+  /** Prometheus registry served at GET /metrics (Sluice's addition; nsqlookupd has none). */
+  metrics?: PromRegistry;
 }
 
 /** An error rendered as nsqlookupd's V1 responder does: `{"message":"CODE"}` with the status. */
@@ -168,6 +171,14 @@ export function createHttpHandler(deps: HttpServerDeps): http.RequestListener {
     if (path === null) {
       // Go's server refuses a request whose path does not unescape before any handler runs.
       send(res, 400, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }, '400 Bad Request');
+      return;
+    }
+    if (path === '/metrics' && req.method === 'GET' && deps.metrics) {
+      const prom = deps.metrics;
+      prom.metrics().then(
+        (text) => send(res, 200, { 'Content-Type': prom.contentType }, text),
+        () => sendError(res, 500, 'INTERNAL_ERROR'),
+      );
       return;
     }
     route(req.method ?? 'GET', path, rawQuery, res, deps);

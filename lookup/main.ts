@@ -5,6 +5,7 @@ import os from 'node:os';
 import { flag, parseHostPort } from '../runtime/config';
 import { defineProgram } from '../runtime/program';
 import { createHttpServer } from './http';
+import { createLookupMetrics } from './metrics';
 import { Registry } from './registry';
 import { createTcpServer, formatAddress } from './tcp';
 
@@ -46,7 +47,7 @@ export const program = defineProgram({
         httpPort: () => ports.http,
       },
     });
-    const http = createHttpServer({ registry, version: LOOKUP_VERSION, logger: logger.child({ server: 'http' }) });
+    const http = createHttpServer({ registry, version: LOOKUP_VERSION, logger: logger.child({ server: 'http' }), metrics: createLookupMetrics(registry) });
     const boundTcp = await tcp.start(tcpAddr.host, tcpAddr.port);
     let boundHttp;
     try {

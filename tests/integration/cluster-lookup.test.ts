@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { call, ShardProcess, startShard } from '../helpers/shard';
 import { LookupBody, LookupProcess, NodesBody, expectShape, shapes, startLookup } from '../helpers/lookup';
 import { tempDir, waitFor } from '../helpers/process';
+import { parsePrometheus, sampleValue } from '../helpers/prom';
 
 const LOOKUP_ARGS = ['--broadcast-address', '127.0.0.1', '--inactive-producer-timeout', '1500ms', '--tombstone-lifetime', '1500ms'];
 
@@ -92,6 +93,13 @@ describe('shards registering with lookups (real processes)', () => {
       expect(nodes.map((n) => n.http_port).sort()).toEqual([ports.a.http, ports.b.http].sort());
       for (const n of nodes) expect(n.topics).toContain('reg');
       expect((await lookupGet<{ topics: string[] }>(lookup, '/topics', 'topics')).body.topics).toContain('reg');
+      // and its Prometheus /metrics counts them
+      const metrics = await call(`${lookup.base}/metrics`);
+      expect(String(metrics.headers['content-type'])).toMatch(/^text\/plain; version=0\.0\.4/);
+      const { samples } = parsePrometheus(metrics.text);
+      expect(sampleValue(samples, 'sluice_lookup_nodes')).toBe(2);
+      expect(sampleValue(samples, 'sluice_lookup_topics')).toBeGreaterThanOrEqual(1);
+      expect(sampleValue(samples, 'sluice_lookup_process_resident_memory_bytes')).toBeGreaterThan(0);
     }
   });
 
