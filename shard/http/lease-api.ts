@@ -61,6 +61,16 @@ export function leaseView(m: Message, leaseMs: number): Record<string, unknown> 
   };
 }
 
+/** Reads a JSON request body (bounded); INVALID_BODY when it is not JSON. */
+async function jsonBody(r: Request): Promise<Record<string, unknown> | null> {
+  const body = await readBody(r.req, MAX_BATCH_BODY, 'BODY_TOO_BIG');
+  try {
+    return JSON.parse(body.toString('utf8')) as Record<string, unknown> | null;
+  } catch {
+    throw new HttpError(400, 'INVALID_BODY', { detail: 'body is not JSON' });
+  }
+}
+
 /** Items come from a JSON body `{"leases":[{id, token, ...}]}` or, for one, from the query string. */
 async function settleItems(r: Request): Promise<{ items: SettleItem[]; single: boolean }> {
   const id = r.query.get('id');
@@ -74,14 +84,7 @@ async function settleItems(r: Request): Promise<{ items: SettleItem[]; single: b
     if (lease !== null) item.lease_ms = intArg(r, 'lease_ms', 1, 1, Number.MAX_SAFE_INTEGER);
     return { items: [item], single: true };
   }
-  const body = await readBody(r.req, MAX_BATCH_BODY, 'BODY_TOO_BIG');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'INVALID_BODY', { detail: 'body is not JSON' });
-  }
-  const leases = (parsed as { leases?: unknown })?.leases;
+  const leases = (await jsonBody(r))?.leases;
   if (!Array.isArray(leases)) throw new HttpError(400, 'INVALID_BODY', { detail: 'expected {"leases":[{"id","token"}]}' });
   const items: SettleItem[] = [];
   for (let i = 0; i < leases.length; i++) {
@@ -126,14 +129,7 @@ interface PullSpec {
 
 /** Body of pull-many: `{"pulls":[{topic, channel, max?, lease_ms?}]}`, each checked like a single pull. */
 async function pullSpecs(r: Request, d: LeaseApiDeps): Promise<PullSpec[]> {
-  const body = await readBody(r.req, MAX_BATCH_BODY, 'BODY_TOO_BIG');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'INVALID_BODY', { detail: 'body is not JSON' });
-  }
-  const pulls = (parsed as { pulls?: unknown })?.pulls;
+  const pulls = (await jsonBody(r))?.pulls;
   if (!Array.isArray(pulls) || pulls.length === 0 || pulls.length > MAX_PULLS_PER_REQUEST)
     throw new HttpError(400, 'INVALID_BODY', { detail: `expected {"pulls":[{"topic","channel","max","lease_ms"}]} with 1 to ${MAX_PULLS_PER_REQUEST} items` });
   return pulls.map((raw, i) => {
