@@ -11,6 +11,11 @@ const PROGRAMS: Record<string, () => Program> = {
   shard: () => require('../shard/main').program,
   lookup: () => require('../lookup/main').program,
   gateway: () => require('../gateway/main').program,
+  tail: () => require('../tools/tail').program(process),
+  pub: () => require('../tools/pub').program(process),
+  stat: () => require('../tools/stat').program(process),
+  'to-http': () => require('../tools/to-http').program(process),
+  'to-file': () => require('../tools/to-file').program(process),
 };
 
 function usage(): string {

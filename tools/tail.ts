@@ -1,0 +1,65 @@
+// `sluice tail`: prints a topic's messages as they arrive, one per line, like nsq_tail — from an
+// #ephemeral channel by default, so tailing takes nothing from the topic's real consumers.
+
+import { randomInt } from 'node:crypto';
+import { Consumer } from '../client/consumer';
+import type { Message } from '../client/message';
+import { ConfigError, flag } from '../runtime/config';
+import { defineProgram, type Program, type Service } from '../runtime/program';
+import { isValidName } from '../wire/names';
+import { commonFlags, discoveryFlags, discoveryOptions, finishOnce, parseCount, Progress, shortFlags, watch, type ToolIO } from './common';
+
+const flags = {
+  topic: flag.list([], 'topic to print (repeatable)'),
+  channel: flag.string('', 'channel to read (empty: tail<6 digits>#ephemeral, which vanishes when tail stops)'),
+  count: flag.int(0, 'stop after printing this many messages (0: never); also -n N', 0),
+  printTopic: flag.bool(false, 'print "<topic> | " before each message'),
+  maxInFlight: flag.int(200, 'messages in flight at once over all shards', 1),
+  ...discoveryFlags,
+  ...commonFlags,
+};
+
+export function program(io: ToolIO): Program<typeof flags> {
+  return defineProgram({
+    summary: 'Prints the messages of one or more topics to stdout as they arrive, one per line (like nsq_tail).',
+    flags,
+    async run(config, logger, args) {
+      const short = shortFlags(args, { '-n': 'count' });
+      const count = short.count !== undefined ? parseCount(short.count, '-n') : config.count;
+      if (config.topic.length === 0) throw new ConfigError('--topic is required');
+      const channel = config.channel || `tail${String(randomInt(1_000_000)).padStart(6, '0')}#ephemeral`;
+      if (!isValidName(channel)) throw new ConfigError(`invalid channel name "${channel}"`);
+      for (const t of config.topic) if (!isValidName(t)) throw new ConfigError(`invalid topic name "${t}"`);
+
+      const progress = new Progress(logger, ['messages'], config.progressInterval);
+      const consumers = config.topic.map(
+        (topic) => new Consumer({ topic, channel, maxInFlight: count > 0 ? Math.min(count, config.maxInFlight) : config.maxInFlight, userAgent: 'sluice-tail', ...discoveryOptions(config) }),
+      );
+      const close = async (): Promise<void> => {
+        await Promise.all(consumers.map((c) => c.close()));
+        progress.final();
+      };
+      const finish = finishOnce(io, logger, close);
+      let printed = 0;
+      const print = (m: Message): void => {
+        if (count > 0 && printed >= count) {
+          m.requeue(0, false); // past the count: give it back (it matters on a named channel)
+          return;
+        }
+        io.stdout.write(config.printTopic ? Buffer.concat([Buffer.from(`${m.topic} | `), m.body, NL]) : Buffer.concat([m.body, NL]));
+        m.finish();
+        printed++;
+        progress.add('messages');
+        if (count > 0 && printed === count) void finish(0);
+      };
+      io.stdout.on('error', () => void finish(0)); // e.g. EPIPE when piped into `head`
+      for (const c of consumers) watch(c, logger).on('message', print);
+      await Promise.all(consumers.map((c) => c.start()));
+      logger.info('tailing', { topics: config.topic, channel });
+      const service: Service = { close };
+      return service;
+    },
+  });
+}
+
+const NL = Buffer.from('\n');
