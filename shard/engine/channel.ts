@@ -2,6 +2,7 @@
 // It owns the ready queue, the in-flight set (with per-message deadlines) and the deferred set,
 // and hands messages to consumers round-robin while they have capacity.
 
+import { LatencyHistogram } from './latency';
 import { LEASE_OWNER, Message } from './message';
 import { MessageHeap } from './pqueue';
 import { ReadyQueue } from './ready-queue';
@@ -68,6 +69,8 @@ export class Channel {
   timeoutCount = 0;
   droppedCount = 0;
   deadLetteredCount = 0;
+  /** Publish → finish latency of the messages finished on this channel. */
+  readonly latency = new LatencyHistogram();
   maxAttempts = 0;
   deadLetterTopic = '';
 
@@ -299,7 +302,7 @@ export class Channel {
     const m = this.check(id, ownerId, token);
     if (typeof m === 'string') return m;
     this.leaveFlight(m);
-    this.ctx.messageFinished(this.topicName, this.name, this.ctx.clock.wallNow() - m.timestamp / 1e6);
+    this.latency.observe(this.ctx.clock.wallNow() - m.timestamp / 1e6);
     this.pump();
     return 'ok';
   }

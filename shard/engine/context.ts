@@ -41,6 +41,4 @@ export interface EngineContext {
   channelDeleted(topic: string, channel: string): void;
   /** Publishes a dead-lettered message's envelope to `topic`. */
   deadLetter(topic: string, body: Buffer): void;
-  /** A message was finished `latencyMs` after it was published (end-to-end latency). */
-  messageFinished(topic: string, channel: string, latencyMs: number): void;
 }

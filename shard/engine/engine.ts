@@ -37,7 +37,6 @@ export interface EngineListener {
   topicDeleted?(topic: string): void;
   channelCreated?(topic: string, channel: string): void;
   channelDeleted?(topic: string, channel: string): void;
-  messageFinished?(topic: string, channel: string, latencyMs: number): void;
 }
 
 export interface PullOptions {
@@ -92,7 +91,6 @@ export class Engine {
       schedule: deps.schedule ?? ((fn) => setImmediate(fn)),
       channelCreated: (t, c) => this.emit((l) => l.channelCreated?.(t, c)),
       channelDeleted: (t, c) => this.emit((l) => l.channelDeleted?.(t, c)),
-      messageFinished: (t, c, ms) => this.emit((l) => l.messageFinished?.(t, c, ms)),
       // Synchronous, so a dead letter is stored before the message leaves its channel; a channel's
       // pump guards itself against re-entry, so even a channel dead-lettering into its own topic is safe.
       deadLetter: (topic, body) => this.publishDeadLetter(topic, body),

@@ -1,7 +1,8 @@
 // Prometheus /metrics for a shard (prom-client): topic and channel gauges read from the engine at
 // scrape time, counters derived from the engine's running totals, end-to-end latency, process.
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Metric, Registry } from 'prom-client';
+import { LATENCY_BUCKETS_S } from '../engine/latency';
 import type { ChannelStats } from '../engine/channel';
 import type { Engine } from '../engine/engine';
 import type { Topic } from '../engine/topic';
@@ -85,14 +86,31 @@ export function createShardMetrics(engine: Engine): Registry {
     });
   }
 
-  const latency = new Histogram({
-    name: 'sluice_message_e2e_latency_seconds',
+  // Each channel counts its own latency buckets (cheap per FIN); they are read out when scraped.
+  const latencyName = 'sluice_message_e2e_latency_seconds';
+  const latencyMetric = {
+    name: latencyName,
     help: 'Time from publish to finish',
-    labelNames: ['topic', 'channel'],
-    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600],
-    registers: [registry],
-  });
-  engine.addListener({ messageFinished: (topic, channel, ms) => latency.observe({ topic, channel }, Math.max(0, ms) / 1000) });
+    type: 'histogram',
+    reset() {},
+    async get() {
+      const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+      for (const t of engine.topics.values()) {
+        for (const ch of t.channels.values()) {
+          const h = ch.latency;
+          const labels = { topic: t.name, channel: ch.name };
+          h.cumulative().forEach((value, i) => {
+            const le = i < LATENCY_BUCKETS_S.length ? LATENCY_BUCKETS_S[i] : '+Inf';
+            values.push({ metricName: `${latencyName}_bucket`, labels: { ...labels, le }, value });
+          });
+          values.push({ metricName: `${latencyName}_sum`, labels, value: h.sum });
+          values.push({ metricName: `${latencyName}_count`, labels, value: h.count });
+        }
+      }
+      return { name: latencyName, help: this.help, type: this.type, values, aggregator: 'sum' };
+    },
+  };
+  registry.registerMetric(latencyMetric as unknown as Metric);
   return registry;
 }
 

@@ -32,6 +32,8 @@ describe('shard /metrics', () => {
     expect(sampleValue(samples, 'sluice_channel_requeued_total', c)).toBe(1);
     expect(sampleValue(samples, 'sluice_topic_messages_total', { topic: 'mt' })).toBe(4);
     expect(sampleValue(samples, 'sluice_message_e2e_latency_seconds_count', c)).toBe(1);
+    expect(sampleValue(samples, 'sluice_message_e2e_latency_seconds_bucket', { ...c, le: '+Inf' })).toBe(1);
+    expect(sampleValue(samples, 'sluice_message_e2e_latency_seconds_bucket', { ...c, le: '600' })).toBe(1);
     expect(types.sluice_channel_messages_total).toBe('counter');
     expect(types.sluice_message_e2e_latency_seconds).toBe('histogram');
     expect(sampleValue(samples, 'sluice_shard_process_resident_memory_bytes')).toBeGreaterThan(0);
