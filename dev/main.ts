@@ -1,8 +1,9 @@
-// `sluice dev`: a whole cluster on localhost for trying Sluice out — one lookup and two shards
-// (and the gateway once it exists), each a child process of this one, data under ./data.
+// `sluice dev`: a whole cluster on localhost for trying Sluice out — one lookup, two shards and a
+// gateway (with the admin UI), each a child process of this one, data under ./data.
 // Ctrl-C stops them all cleanly; starting again keeps the data.
 
 import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { flag } from '../runtime/config';
 import type { Logger } from '../runtime/logger';
@@ -11,7 +12,7 @@ import { defineProgram, Service } from '../runtime/program';
 const devFlags = {
   dataPath: flag.string('data', 'directory under which each shard keeps its data'),
   host: flag.string('127.0.0.1', 'address every process listens on'),
-  basePort: flag.int(4150, 'first port: shard 1 uses base and base+1, shard 2 base+2 and base+3, the lookup base+10 and base+11 (0: any free ports)', 0, 65000),
+  basePort: flag.int(4150, 'first port: shard 1 uses base and base+1, shard 2 base+2 and base+3, the lookup base+10 and base+11, the gateway base+30 (0: any free ports)', 0, 65000),
   childLogLevel: flag.string('warn', 'log level of the child processes (their logs are shown prefixed with their name)'),
 };
 
@@ -64,7 +65,7 @@ function stopChild(c: Child): Promise<void> {
 }
 
 export const program = defineProgram({
-  summary: 'Runs a local cluster for development: one lookup and two shards on 127.0.0.1, data under --data-path.',
+  summary: 'Runs a local cluster for development: one lookup, two shards and a gateway (admin UI at /admin/) on 127.0.0.1, data under --data-path.',
   flags: devFlags,
   async run(config, logger): Promise<Service> {
     const h = config.host;
@@ -89,17 +90,30 @@ export const program = defineProgram({
         ], logger);
         children.push(shard);
       }
+      // Receipts of a dev cluster need not outlive it: a fresh secret each run turns consuming on.
+      const gateway = await startChild('gateway', [
+        'gateway',
+        '--http-address', at(30),
+        '--lookupd-http-address', lookup.addresses.http,
+        '--lookupd-poll-interval', '1s',
+        '--receipt-secret', randomBytes(24).toString('hex'),
+        '--log-level', config.childLogLevel,
+      ], logger);
+      children.push(gateway);
     } catch (err) {
       await stopAll();
       throw err;
     }
-    const [lookup, s1, s2] = children;
+    const [lookup, s1, s2, gw] = children;
     process.stdout.write(
       [
         'Sluice is running:',
         `  lookup   tcp ${lookup.addresses.tcp}  http http://${lookup.addresses.http}`,
         `  shard1   tcp ${s1.addresses.tcp}  http http://${s1.addresses.http}`,
         `  shard2   tcp ${s2.addresses.tcp}  http http://${s2.addresses.http}`,
+        `  gateway  http http://${gw.addresses.http}`,
+        '',
+        `Admin UI: http://${gw.addresses.http}/admin/`,
         '',
         'Try:',
         `  curl -d 'hello' 'http://${s1.addresses.http}/pub?topic=demo'`,
@@ -110,7 +124,7 @@ export const program = defineProgram({
         '',
       ].join('\n'),
     );
-    logger.info('listening', { lookup: lookup.addresses.http, shard1: s1.addresses.http, shard2: s2.addresses.http });
+    logger.info('listening', { lookup: lookup.addresses.http, shard1: s1.addresses.http, shard2: s2.addresses.http, gateway: gw.addresses.http, admin: `http://${gw.addresses.http}/admin/` });
     return { close: stopAll };
   },
 });

@@ -12,6 +12,7 @@ import type { OutMessage, Publisher, PublishResult } from './publish';
 import { describeErrors, Schemas } from './schemas';
 import type { BreakerState } from './shards';
 import type { Topology } from './topology';
+import type { KeyLimits } from './key-limits';
 import { describeEvent, DEFAULT_WEBHOOK_TOPIC, envelope, tryJson, verifySignature, WebhookTopic } from './webhooks';
 import type { Logger } from '../runtime/logger';
 import type { Registry } from 'prom-client';
@@ -36,6 +37,8 @@ export interface ApiDeps {
   logger: Logger;
   wallNow(): number;
   openapi: string;
+  /** Per-key rate and concurrency limits on publishes (gateway/key-limits.ts); absent = none. */
+  keyLimits?: KeyLimits | null;
 }
 
 export interface Call {
@@ -97,6 +100,8 @@ function principal(d: ApiDeps, c: Call, allowQueryToken = false): Principal | nu
 function requirePublish(d: ApiDeps, c: Call, topic: string): void {
   const p = principal(d, c);
   if (p && !canPublish(p, topic)) throw new GatewayError('FORBIDDEN', { need: `publish:${topic}` });
+  // after authentication, so an unknown key cannot use up a real key's budget
+  if (d.keyLimits) d.keyLimits.admit(p ? `key:${p.name}` : `addr:${c.req.socket.remoteAddress ?? ''}`, c.res);
 }
 
 function deferOf(d: ApiDeps, c: Call): number {
@@ -219,6 +224,16 @@ function parseBatch(d: ApiDeps, c: Call, body: Buffer): BatchItem[] {
   throw new GatewayError('UNSUPPORTED_MEDIA_TYPE', { accepted: ['application/json', 'application/x-ndjson'], got: type });
 }
 
+/** JSON.stringify recurses: a body nested deeper than the stack (JSON.parse does not mind) is the client's error. */
+function stringifyBody(body: unknown, index: number): string {
+  try {
+    return JSON.stringify(body);
+  } catch (err) {
+    if (err instanceof RangeError) throw new GatewayError('INVALID_JSON', { index, reason: 'nested too deeply' });
+    throw err;
+  }
+}
+
 export async function publishBatch(d: ApiDeps, c: Call): Promise<void> {
   const topic = topicOf(c);
   requirePublish(d, c, topic);
@@ -233,7 +248,7 @@ export async function publishBatch(d: ApiDeps, c: Call): Promise<void> {
     let bytes: Buffer;
     if (it.body_base64 !== undefined) bytes = Buffer.from(it.body_base64, 'base64');
     else if (typeof it.body === 'string') bytes = Buffer.from(it.body, 'utf8');
-    else bytes = Buffer.from(JSON.stringify(it.body), 'utf8');
+    else bytes = Buffer.from(stringifyBody(it.body, i), 'utf8');
     if (bytes.length === 0) throw new GatewayError('MSG_EMPTY', { index: i });
     if (bytes.length > d.limits.maxMsgSize) throw new GatewayError('MSG_TOO_BIG', { index: i, limit: d.limits.maxMsgSize });
     const deferMs = it.defer ?? 0;

@@ -18,6 +18,14 @@ import { DEFAULT_SHARD_CLIENT_OPTIONS, ShardClient, ShardClientOptions } from '.
 import { FetchNodes, Topology } from './topology';
 import { loadWebhookConfig, WebhookTopic } from './webhooks';
 import { createGatewayMetrics } from './metrics';
+import { createAdmin } from './admin/router';
+import { Consumption, ConsumeOptions, DEFAULT_CONSUME_OPTIONS } from './consume';
+import { consumeRouter, createConsumeApi } from './consume-api';
+import { Cors } from './cors';
+import { HttpLeaseClient, LeaseClient } from './lease-client';
+import { registerConsumeMetrics } from './consume-metrics';
+import { httpServerOptions, type HttpTimeouts } from '../runtime/http-server';
+import { KeyLimitOptions, KeyLimits } from './key-limits';
 
 export interface GatewayOptions {
   /** host:port for start() to listen on; '' = do not listen (embedded use). */
@@ -35,6 +43,14 @@ export interface GatewayOptions {
   logRequests: boolean;
   shard: ShardClientOptions;
   publisher: PublisherOptions;
+  /** Consuming over HTTP (long-poll, SSE, receipts); off without receipt secrets. */
+  consume: Partial<ConsumeOptions>;
+  /** Browser origins allowed to call this gateway (exact scheme://host[:port]). */
+  corsOrigins: string[];
+  /** Header and request deadlines of the listening server (slowloris guard); defaults when absent. */
+  httpTimeouts?: Partial<HttpTimeouts>;
+  /** Per-key publish limits (--rate-limit, --rate-burst, --key-concurrency); off when absent. */
+  keyLimits?: KeyLimitOptions;
 }
 
 export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
@@ -51,6 +67,8 @@ export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
   logRequests: false,
   shard: DEFAULT_SHARD_CLIENT_OPTIONS,
   publisher: DEFAULT_PUBLISHER_OPTIONS,
+  consume: {},
+  corsOrigins: [],
 };
 
 export interface GatewayDeps {
@@ -65,6 +83,8 @@ export interface GatewayDeps {
   webhooks?: Map<string, WebhookTopic>;
   /** Include Node's process metrics in /metrics (default true). */
   processMetrics?: boolean;
+  /** Replaces the lease API client of a shard (tests). */
+  leaseClient?: (address: string) => LeaseClient;
 }
 
 export interface Gateway {
@@ -73,6 +93,7 @@ export interface Gateway {
   handler: http.RequestListener;
   topology: Topology;
   publisher: Publisher;
+  consume: Consumption;
   /** Polls the lookups once (waits for it), then keeps polling; listens if httpAddress is set. */
   start(): Promise<{ http: string }>;
   close(): Promise<void>;
@@ -111,7 +132,22 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
   // at the same address finds its breaker where it left it. They are closed with the gateway.
   const publisher = new Publisher(topology, shardPool, { ...DEFAULT_PUBLISHER_OPTIONS, ...opts.publisher }, logger);
   const breakerState = (a: string) => clients.get(a)?.state ?? 'closed';
+  const leaseClients = new Map<string, LeaseClient>();
+  const consume = new Consumption(
+    { ...DEFAULT_CONSUME_OPTIONS, placementCount: opts.publisher.placementCount, ...opts.consume },
+    {
+      topology,
+      logger,
+      clientFor(address: string): LeaseClient {
+        let c = leaseClients.get(address);
+        if (!c) leaseClients.set(address, (c = deps.leaseClient?.(address) ?? new HttpLeaseClient(address, { connections: opts.shard.connections, timeoutMs: opts.shard.timeoutMs })));
+        return c;
+      },
+    },
+  );
+  const cors = new Cors(opts.corsOrigins);
   const metrics = createGatewayMetrics({ publisher, topology, breakerState }, deps.processMetrics ?? true);
+  registerConsumeMetrics(metrics, consume);
   const d: api.ApiDeps = {
     limits: { maxMsgSize: opts.maxMsgSize, maxBodySize: opts.maxBodySize, maxDeferMs: opts.maxDeferMs },
     logRequests: opts.logRequests,
@@ -125,12 +161,18 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
     logger,
     wallNow: deps.wallNow ?? Date.now,
     openapi: readFileSync(path.join(root, 'openapi.yaml'), 'utf8'),
+    keyLimits: opts.keyLimits ? new KeyLimits(opts.keyLimits) : null,
   };
 
   // ---- the Express app: every endpoint, for library use and for all but the publish paths ----
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  const admin = createAdmin({ placementCount: opts.publisher.placementCount }, { topology, auth, logger, publishBreakerOpen: shardPool.isUnavailable, uiDir: path.join(root, 'gateway', 'admin', 'ui') });
+  app.use(admin.router);
+  if (cors.enabled) app.use((req: Request, res: Response, next: NextFunction) => (cors.handle(req, res) ? undefined : next()));
+  const serveConsume = consumeRouter(d, createConsumeApi(root, consume));
+  app.use((req: Request, res: Response, next: NextFunction) => (serveConsume(req, res) ? undefined : next()));
   const route = (h: Handler) => (req: Request, res: Response) => {
     const topic = typeof req.params.topic === 'string' ? req.params.topic : '';
     api.run(d, { req, res, topic, rawQuery: rawQueryOf(req.url) }, h);
@@ -170,6 +212,7 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
 
   // ---- the front router: publish paths straight to their handlers ----
   const handler: http.RequestListener = (req, res) => {
+    if (cors.enabled && cors.handle(req, res)) return;
     if (req.method === 'POST') {
       const url = req.url ?? '/';
       const q = url.indexOf('?');
@@ -200,6 +243,7 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
         return;
       }
     }
+    if (serveConsume(req, res)) return;
     app(req, res);
   };
 
@@ -209,15 +253,18 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
     handler,
     topology,
     publisher,
+    consume,
     async start() {
       await topology.start();
+      consume.start();
       if (!opts.httpAddress) return { http: '' };
       const { host, port } = parseHostPort(opts.httpAddress);
-      const s = http.createServer({ keepAliveTimeout: 65_000 }, handler);
+      const s = http.createServer(httpServerOptions(65_000, opts.httpTimeouts), handler);
       server = s;
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
-        s.listen(port, host, () => {
+        // A deep accept queue: thousands of EventSource clients may (re)connect at once.
+        s.listen({ port, host, backlog: 4096 }, () => {
           s.off('error', reject);
           resolve();
         });
@@ -226,7 +273,10 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
       return { http: `${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}` };
     },
     async close() {
+      // Streams end and every unacked message they hold is requeued before the sockets close.
+      await consume.close();
       topology.stop();
+      await admin.close();
       if (server) {
         const s = server;
         await new Promise<void>((resolve) => {
@@ -237,6 +287,7 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
         });
       }
       await Promise.all([...clients.values()].map((c) => c.close()));
+      await Promise.all([...leaseClients.values()].map((c) => c.close()));
     },
   };
 }

@@ -16,6 +16,8 @@ export interface Principal {
 
 interface StoredKey extends Principal {
   sha256: Buffer;
+  /** Epoch ms after which the key is refused; Infinity = never. */
+  expiresAt: number;
 }
 
 /** `*` matches any run of name characters; everything else is literal; the whole name must match. */
@@ -42,16 +44,23 @@ export function sha256(text: string): Buffer {
 }
 
 export class Auth {
-  private constructor(private readonly keys: StoredKey[]) {}
+  private constructor(private readonly keys: StoredKey[], private readonly wallNow: () => number) {}
 
-  static fromDocument(doc: unknown, validate: ValidateFunction): Auth {
+  static fromDocument(doc: unknown, validate: ValidateFunction, wallNow: () => number = Date.now): Auth {
     if (!validate(doc)) throw new Error(`auth file: ${JSON.stringify(validate.errors?.[0] ?? {})}`);
-    const keys = (doc as { keys: { name: string; sha256: string; scopes: string[] }[] }).keys;
-    return new Auth(keys.map((k) => ({ name: k.name, sha256: Buffer.from(k.sha256, 'hex'), scopes: k.scopes.map(parseScope) })));
+    const keys = (doc as { keys: { name: string; sha256: string; scopes: string[]; expires_at?: string }[] }).keys;
+    return new Auth(
+      keys.map((k) => {
+        const expiresAt = k.expires_at === undefined ? Infinity : Date.parse(k.expires_at);
+        if (Number.isNaN(expiresAt)) throw new Error(`auth file: key ${k.name}: expires_at is not a time`);
+        return { name: k.name, sha256: Buffer.from(k.sha256, 'hex'), scopes: k.scopes.map(parseScope), expiresAt };
+      }),
+      wallNow,
+    );
   }
 
-  static fromFile(file: string, validate: ValidateFunction): Auth {
-    return Auth.fromDocument(JSON.parse(readFileSync(file, 'utf8')) as unknown, validate);
+  static fromFile(file: string, validate: ValidateFunction, wallNow: () => number = Date.now): Auth {
+    return Auth.fromDocument(JSON.parse(readFileSync(file, 'utf8')) as unknown, validate, wallNow);
   }
 
   /** The key's owner, or null. Every stored hash is compared, whether or not one already matched. */
@@ -71,6 +80,7 @@ export class Auth {
     } else if (queryToken) key = queryToken;
     const p = key === undefined ? null : this.identify(key);
     if (!p) throw new GatewayError('UNAUTHENTICATED');
+    if ((p as StoredKey).expiresAt <= this.wallNow()) throw new GatewayError('UNAUTHENTICATED', { reason: 'expired' });
     return p;
   }
 }

@@ -12,22 +12,32 @@ export const ERRORS = {
   INVALID_IDEMPOTENCY_KEY: [400, 'an idempotency key is 1-200 printable ASCII characters'],
   INVALID_JSON: [400, 'the body is not valid JSON'],
   INVALID_BODY: [400, 'the body cannot be read'],
+  INVALID_CHANNEL: [400, 'channel names match ^[.a-zA-Z0-9_-]+(#ephemeral)?$ and are 1-64 characters'],
+  INVALID_PARAMETER: [400, 'a query parameter is malformed or out of range (details.parameter)'],
+  INVALID_DEAD_LETTER_TOPIC: [400, 'the dead-letter topic is not a valid topic name, or is the topic itself'],
+  RECEIPT_INVALID: [400, 'the receipt is malformed or was not signed by this cluster'],
   UNAUTHENTICATED: [401, 'a valid API key is required (Authorization: Bearer <key>)'],
   SIGNATURE_MISSING: [401, 'this topic needs a signed webhook and the signature is missing'],
   SIGNATURE_INVALID: [401, 'the webhook signature does not match'],
   FORBIDDEN: [403, 'this API key may not do that'],
   NOT_FOUND: [404, 'no such endpoint'],
   TOPIC_NOT_FOUND: [404, 'no shard holds this topic'],
+  CHANNEL_NOT_FOUND: [404, 'no shard of this topic has this channel'],
   METHOD_NOT_ALLOWED: [405, 'method not allowed on this endpoint'],
+  RECEIPT_STALE: [409, 'the message was delivered again since this receipt was issued; the newer delivery is untouched'],
+  NOT_IN_FLIGHT: [409, 'the message is no longer in flight: already acked or requeued, or its lease ran out'],
+  SHARD_UNKNOWN: [409, 'the receipt names a shard the lookups do not know (any more)'],
   MSG_TOO_BIG: [413, 'the message is larger than the limit'],
   BODY_TOO_BIG: [413, 'the request body is larger than the limit'],
   UNSUPPORTED_MEDIA_TYPE: [415, 'unsupported Content-Type'],
   VALIDATION_FAILED: [422, 'the request body does not match its schema'],
   SCHEMA_MISMATCH: [422, "the message does not match the topic's schema"],
   TOO_MANY_REQUESTS: [429, 'too many publishes waiting; retry shortly'],
+  RATE_LIMITED: [429, 'this API key is over its request rate or concurrency limit; retry after Retry-After seconds'],
   INTERNAL: [500, 'internal error'],
   NO_SHARD: [503, 'no shard is available'],
   SHARD_UNAVAILABLE: [503, 'every shard tried failed'],
+  CONSUME_DISABLED: [503, 'consuming is off on this gateway: it was started without --receipt-secret'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -65,7 +75,8 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
 /** Renders an error; the body of a request answered before it was read is not read (the connection closes). */
 export function sendError(res: ServerResponse, err: GatewayError, requestComplete = true): void {
   const headers: Record<string, string> = {};
-  if (err.status === 429) headers['Retry-After'] = '1';
+  // no shard able to take it right now is as temporary as a full queue: tell the client when to retry
+  if (err.status === 429 || err.code === 'NO_SHARD' || err.code === 'SHARD_UNAVAILABLE') headers['Retry-After'] = String(typeof err.details.retry_after_s === 'number' ? err.details.retry_after_s : 1);
   if (err.status === 401 && err.code === 'UNAUTHENTICATED') headers['WWW-Authenticate'] = 'Bearer';
   if (!requestComplete) headers['Connection'] = 'close';
   sendJson(res, err.status, errorBody(err), headers);

@@ -6,6 +6,9 @@ import { defineProgram } from '../runtime/program';
 import { createGateway, DEFAULT_GATEWAY_OPTIONS } from './app';
 import { DEFAULT_PUBLISHER_OPTIONS } from './publish';
 import { DEFAULT_SHARD_CLIENT_OPTIONS } from './shards';
+import { DEFAULT_CONSUME_OPTIONS } from './consume';
+import { ConfigError } from '../runtime/config';
+import { httpTimeoutFlags } from '../runtime/http-server';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_PORT = 4180;
@@ -29,6 +32,15 @@ export const gatewayFlags = {
   breakerVolume: flag.int(DEFAULT_SHARD_CLIENT_OPTIONS.volumeThreshold, 'calls in the rolling window before a breaker may open', 0),
   shardInFlight: flag.int(DEFAULT_PUBLISHER_OPTIONS.maxInFlight, 'coalesced publish calls in flight per shard and topic; publishes arriving meanwhile share the next call', 1),
   maxPending: flag.int(DEFAULT_PUBLISHER_OPTIONS.maxPending, 'publishes waiting for a shard before new ones get 429', 1),
+  receiptSecret: flag.list([], 'secret that signs consumers\' receipts, the same on every gateway of the cluster (16+ characters; repeatable: the first signs, all verify, for rotation). Without one, consuming is off'),
+  corsOrigin: flag.list([], 'browser origin allowed to call this gateway, exactly scheme://host[:port] (repeatable)'),
+  consumeLease: flag.duration(DEFAULT_CONSUME_OPTIONS.defaultLeaseMs, 'lease of a consumed message when the consumer does not ask (lease_ms)'),
+  maxLease: flag.duration(DEFAULT_CONSUME_OPTIONS.maxLeaseMs, 'longest lease a consumer may ask for (keep <= the shards\' --max-msg-timeout)'),
+  maxWait: flag.duration(DEFAULT_CONSUME_OPTIONS.maxWaitMs, 'longest long-poll wait a consumer may ask for (wait_ms)'),
+  rateLimit: flag.int(0, 'publish requests per second allowed per API key (per client address without --auth-file); 0 = no limit', 0),
+  rateBurst: flag.int(0, 'publish requests a key may make at once above --rate-limit (default: one second\'s worth)', 0),
+  keyConcurrency: flag.int(0, 'publish requests in progress at once per API key; 0 = no limit', 0),
+  ...httpTimeoutFlags,
   logLevel: flag.string('info', 'log level: error, warn, info or debug'),
 };
 
@@ -39,6 +51,8 @@ export const program = defineProgram({
     const httpAddress = config.httpAddress || (config.authFile ? `0.0.0.0:${DEFAULT_PORT}` : `127.0.0.1:${DEFAULT_PORT}`);
     if (!config.authFile && !/^(127\.|\[::1\]|localhost)/.test(httpAddress)) logger.warn('no --auth-file: anyone who can reach this address can publish', { httpAddress });
     if (config.lookupdHttpAddress.length === 0 && config.shardHttpAddress.length === 0) logger.warn('no --lookupd-http-address or --shard-http-address: no shard to publish to');
+    if (config.receiptSecret.some((s) => s.length < 16)) throw new ConfigError('--receipt-secret: use at least 16 characters (e.g. openssl rand -hex 32)');
+    if (config.receiptSecret.length === 0) logger.warn('no --receipt-secret: consuming (long-poll, SSE, receipts) is off on this gateway');
     const gateway = createGateway(
       {
         httpAddress,
@@ -52,6 +66,10 @@ export const program = defineProgram({
         maxBodySize: config.maxBodySize,
         maxDeferMs: config.maxDefer,
         logRequests: config.logLevel === 'debug',
+        consume: { receiptSecrets: config.receiptSecret, defaultLeaseMs: config.consumeLease, maxLeaseMs: config.maxLease, maxWaitMs: config.maxWait, defaultWaitMs: Math.min(DEFAULT_CONSUME_OPTIONS.defaultWaitMs, config.maxWait) },
+        corsOrigins: config.corsOrigin,
+        httpTimeouts: { headersTimeoutMs: config.headerTimeout, requestTimeoutMs: config.requestTimeout },
+        keyLimits: { ratePerSec: config.rateLimit, burst: config.rateBurst, maxConcurrent: config.keyConcurrency },
         shard: {
           connections: config.shardConnections,
           timeoutMs: config.shardTimeout,

@@ -1,6 +1,7 @@
 // The lookup's HTTP API, byte-compatible with nsqlookupd v1.3 (its http.go behind julienschmidt/httprouter):
 // same paths, methods, JSON shapes, error codes and headers, on bare node:http for speed.
 
+import { httpServerOptions, type HttpTimeouts } from '../runtime/http-server';
 import http from 'node:http';
 import type { Logger } from '../runtime/logger';
 import { isValidChannelName, isValidTopicName } from '../wire/names';
@@ -15,6 +16,7 @@ export interface HttpServerDeps {
   logger: Logger;
   /** Prometheus registry served at GET /metrics (Sluice's addition; nsqlookupd has none). */
   metrics?: PromRegistry;
+  timeouts?: Partial<HttpTimeouts>;
 }
 
 /** An error rendered as nsqlookupd's V1 responder does: `{"message":"CODE"}` with the status. */
@@ -320,7 +322,7 @@ export interface LookupHttpServer {
 }
 
 export function createHttpServer(deps: HttpServerDeps): LookupHttpServer {
-  const server = http.createServer({ keepAliveTimeout: 5000 }, createHttpHandler(deps));
+  const server = http.createServer(httpServerOptions(5000, deps.timeouts), createHttpHandler(deps));
   return {
     start: (host, port) => listen(server, host, port),
     close: () =>

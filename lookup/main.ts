@@ -4,6 +4,7 @@
 import os from 'node:os';
 import { flag, parseHostPort } from '../runtime/config';
 import { defineProgram } from '../runtime/program';
+import { httpTimeoutFlags } from '../runtime/http-server';
 import { createHttpServer } from './http';
 import { createLookupMetrics } from './metrics';
 import { Registry } from './registry';
@@ -21,6 +22,7 @@ const flags = {
   broadcastAddress: flag.string(os.hostname(), 'address of this lookup node, told to nodes in the IDENTIFY reply'),
   inactiveProducerTimeout: flag.duration(300_000, 'duration of time a producer will remain in the active list since its last ping'),
   tombstoneLifetime: flag.duration(45_000, 'duration of time a producer will remain tombstoned if registration remains'),
+  ...httpTimeoutFlags,
   logLevel: flag.string('info', 'log verbosity: debug, info, warn or error'),
 };
 
@@ -47,7 +49,7 @@ export const program = defineProgram({
         httpPort: () => ports.http,
       },
     });
-    const http = createHttpServer({ registry, version: LOOKUP_VERSION, logger: logger.child({ server: 'http' }), metrics: createLookupMetrics(registry) });
+    const http = createHttpServer({ registry, version: LOOKUP_VERSION, logger: logger.child({ server: 'http' }), metrics: createLookupMetrics(registry), timeouts: { headersTimeoutMs: config.headerTimeout, requestTimeoutMs: config.requestTimeout } });
     const boundTcp = await tcp.start(tcpAddr.host, tcpAddr.port);
     let boundHttp;
     try {

@@ -2,6 +2,7 @@
 
 import os from 'node:os';
 import { ConfigOf, flag } from '../runtime/config';
+import { httpTimeoutFlags } from '../runtime/http-server';
 
 const MiB = 1024 * 1024;
 
@@ -43,6 +44,7 @@ export const shardFlags = {
   leaseGrace: flag.duration(30_000, 'how long an #ephemeral channel used only through the lease API outlives its last pull'),
   idempotencyWindow: flag.duration(10 * 60_000, 'how long a publish idempotency key is remembered (0 = off)'),
   idempotencyKeys: flag.int(100_000, 'most idempotency keys remembered; the least recently used go first', 0),
+  ...httpTimeoutFlags,
   logLevel: flag.string('info', 'log level: error, warn, info or debug'),
 };
 

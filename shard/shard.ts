@@ -23,6 +23,7 @@ import { buildServerTls, tlsUpgrade } from './tcp/tls';
 import { defaultNodeId, ShardConfig, shardFlags } from './flags';
 import { Holding, holdingsOf, LookupRegistration } from './registration';
 import { SLUICE_VERSION } from '../runtime/version';
+import { httpServerOptions } from '../runtime/http-server';
 
 export interface Shard {
   engine: Engine;
@@ -66,7 +67,12 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
       maxReqTimeoutMs: config.maxReqTimeout,
       ephemeralLeaseGraceMs: config.leaseGrace,
     },
-    { store, workerId: config.nodeId >= 0 ? config.nodeId : defaultNodeId(`${os.hostname()}:${dataPath}`), channelsElsewhere: (topic) => registration.channelsElsewhere(topic) },
+    {
+      store,
+      workerId: config.nodeId >= 0 ? config.nodeId : defaultNodeId(`${os.hostname()}:${dataPath}`),
+      channelsElsewhere: (topic) => registration.channelsElsewhere(topic),
+      onStorageError: (err) => logger.error('storage write failed', { error: err.message }),
+    },
   );
   engine.addListener(registration);
   const startTime = Math.floor(Date.now() / 1000);
@@ -90,7 +96,7 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
     maxBodySize: config.maxBodySize,
     maxReqTimeoutMs: config.maxReqTimeout,
     identity,
-    health: () => 'OK',
+    health: () => engine.health(),
     getOption: (name) => {
       if (name === 'nsqlookupd_tcp_addresses') return config.lookupdTcpAddress;
       const key = optionKey(name);
@@ -114,7 +120,7 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
   registerChannelApi(router, engine);
   registerPublishApi(router, engine, config);
 
-  const httpServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+  const httpServer = http.createServer(httpServerOptions(65_000, { headersTimeoutMs: config.headerTimeout, requestTimeoutMs: config.requestTimeout }), (req, res) => {
     res.on('sluice:internal-error', (err: unknown) => logger.error('request failed', { path: req.url, error: err instanceof Error ? err.stack : String(err) }));
     router.handle(req, res);
   });

@@ -307,11 +307,17 @@ export class Channel {
     return 'ok';
   }
 
-  /** Puts an in-flight message back, at once or after `delayMs`. */
-  requeue(id: string, ownerId: number, delayMs: number, token?: string): SettleResult {
+  /**
+   * Puts an in-flight message back, at once or after `delayMs`. `undelivered`: its holder never
+   * handed it to a consumer (a gateway's surplus, a long-poll whose caller left), so the delivery
+   * does not count as an attempt (nor as a requeue).
+   */
+  requeue(id: string, ownerId: number, delayMs: number, token?: string, undelivered = false): SettleResult {
     const m = this.check(id, ownerId, token);
     if (typeof m === 'string') return m;
-    this.requeueCount++;
+    if (undelivered) {
+      if (m.attempts > 0) m.attempts--;
+    } else this.requeueCount++;
     this.leaveFlight(m);
     if (delayMs > 0) this.addDeferred(m, this.ctx.clock.now() + delayMs);
     else this.enqueue(m);
@@ -328,6 +334,12 @@ export class Channel {
     this.inFlightHeap.update(m);
     if (ownerId === LEASE_OWNER) this.lastLeaseActivity = now;
     return 'ok';
+  }
+
+  /** Whether a lease holder's delivery is still in flight with this token (read-only). */
+  leaseStatus(id: string, token: string): SettleResult {
+    const m = this.check(id, LEASE_OWNER, token);
+    return typeof m === 'string' ? m : 'ok';
   }
 
   /** Lease deadline (monotonic ms) of an in-flight message, for answers to touch. */

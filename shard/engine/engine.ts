@@ -29,6 +29,13 @@ export interface EngineDeps {
    * of them misses the first messages. Until it settles, the topic buffers.
    */
   channelsElsewhere?: (topic: string) => Promise<string[]>;
+  /** Told when writes to storage start failing (once until they succeed again). */
+  onStorageError?: (err: Error) => void;
+}
+
+/** A failed file system call (ENOSPC, EIO, EDQUOT…): the shard stays up and reports it. */
+export function isStorageError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
 }
 
 /** Told about topics and channels appearing and going (registration with lookups listens). */
@@ -75,6 +82,9 @@ export class Engine {
   private closed = false;
   private readonly listeners: EngineListener[] = [];
   private readonly channelsElsewhere?: (topic: string) => Promise<string[]>;
+  private readonly onStorageError?: (err: Error) => void;
+  /** The last storage failure, until a later write succeeds (nsqd's SetHealth). */
+  private storageError: string | null = null;
 
   constructor(opts: Partial<EngineOptions>, deps: EngineDeps) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...opts };
@@ -88,7 +98,8 @@ export class Engine {
       newToken: () => this.tokenPrefix + (++this.tokenSeq).toString(36),
       channelIdle: (ch) => this.reapEphemeral(ch),
       metadataChanged: () => this.saveMetadata(),
-      schedule: deps.schedule ?? ((fn) => setImmediate(fn)),
+      // a scheduled drain that hits a full disk must not end the process: it is reported instead
+      schedule: ((sched: (fn: () => void) => void) => (fn: () => void) => sched(() => this.survivingStorage(fn)))(deps.schedule ?? ((fn) => setImmediate(fn))),
       channelCreated: (t, c) => this.emit((l) => l.channelCreated?.(t, c)),
       channelDeleted: (t, c) => this.emit((l) => l.channelDeleted?.(t, c)),
       // Synchronous, so a dead letter is stored before the message leaves its channel; a channel's
@@ -96,6 +107,7 @@ export class Engine {
       deadLetter: (topic, body) => this.publishDeadLetter(topic, body),
     };
     this.channelsElsewhere = deps.channelsElsewhere;
+    this.onStorageError = deps.onStorageError;
     this.load();
   }
 
@@ -180,27 +192,74 @@ export class Engine {
     return new Message(this.ids.next(), body, this.clock.wallNow() * 1e6);
   }
 
-  /** Publishes one message (deferred by `deferMs` when > 0); returns it once it is stored. */
+  /** "OK", or the last storage failure (e.g. a full disk) until a later write succeeds. */
+  health(): string {
+    return this.storageError === null ? 'OK' : `NOK - ${this.storageError}`;
+  }
+
+  /**
+   * Publishes one message (deferred by `deferMs` when > 0); returns it once it is stored. A
+   * storage failure throws EngineError('PUB_FAILED'): the publish must not be acknowledged.
+   */
   publish(topicName: string, body: Buffer, deferMs = 0): Message {
     const t = this.topic(topicName);
-    const m = this.newMessage(body);
-    if (deferMs > 0) m.deferUntil = this.clock.wallNow() + deferMs;
-    t.put(m);
-    t.flush();
-    return m;
+    return this.storing(t, () => {
+      const m = this.newMessage(body);
+      if (deferMs > 0) m.deferUntil = this.clock.wallNow() + deferMs;
+      t.put(m);
+      t.flush();
+      return m;
+    });
   }
 
   /** Publishes a batch; all of it is stored before the call returns (MPUB is all or nothing upstream). */
   publishMany(topicName: string, bodies: readonly Buffer[]): Message[] {
     const t = this.topic(topicName);
-    const out: Message[] = new Array(bodies.length);
-    for (let i = 0; i < bodies.length; i++) {
-      const m = this.newMessage(bodies[i]);
-      t.put(m);
-      out[i] = m;
+    return this.storing(t, () => {
+      const out: Message[] = new Array(bodies.length);
+      for (let i = 0; i < bodies.length; i++) {
+        const m = this.newMessage(bodies[i]);
+        t.put(m);
+        out[i] = m;
+      }
+      t.flush();
+      return out;
+    });
+  }
+
+  /**
+   * Runs a publish, turning a storage failure into PUB_FAILED and the unhealthy state. While
+   * storage is failing, writes still buffered from earlier are retried first and a new message is
+   * refused if they still fail, so a full disk does not grow memory with refused publishes.
+   * (A refused publish may still land later: its record can be buffered when the write fails.)
+   */
+  private storing<T>(t: Topic, fn: () => T): T {
+    try {
+      if (this.storageError !== null) t.flush();
+      const v = fn();
+      this.storageError = null;
+      return v;
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      this.storageFailed(err);
+      throw new EngineError('PUB_FAILED', err.message);
     }
-    t.flush();
-    return out;
+  }
+
+  /** Runs background work (scan, drain); a storage failure is recorded and reported, not thrown. */
+  private survivingStorage(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      this.storageFailed(err);
+    }
+  }
+
+  private storageFailed(err: Error): void {
+    const first = this.storageError === null;
+    this.storageError = err.message;
+    if (first) this.onStorageError?.(err); // once per failure episode, not on every scan
   }
 
   private publishDeadLetter(topic: string, body: Buffer): void {
@@ -237,10 +296,17 @@ export class Engine {
     return ch ? ch.finish(id, LEASE_OWNER, token) : 'not_in_flight';
   }
 
-  requeueLease(topicName: string, channelName: string, id: string, token: string, delayMs: number): SettleResult {
+  /** `undelivered`: the lease holder never handed the message to a consumer, so this delivery is not counted. */
+  requeueLease(topicName: string, channelName: string, id: string, token: string, delayMs: number, undelivered = false): SettleResult {
     const ch = this.findChannel(topicName, channelName);
     if (!ch) return 'not_in_flight';
-    return ch.requeue(id, LEASE_OWNER, Math.min(Math.max(0, delayMs), this.opts.maxReqTimeoutMs), token);
+    return ch.requeue(id, LEASE_OWNER, Math.min(Math.max(0, delayMs), this.opts.maxReqTimeoutMs), token, undelivered);
+  }
+
+  /** Whether a lease is still in flight with this token (changes nothing). */
+  leaseStatus(topicName: string, channelName: string, id: string, token: string): SettleResult {
+    const ch = this.findChannel(topicName, channelName);
+    return ch ? ch.leaseStatus(id, token) : 'not_in_flight';
   }
 
   touchLease(topicName: string, channelName: string, id: string, token: string, leaseMs?: number): SettleResult {
@@ -257,7 +323,19 @@ export class Engine {
   // ---- the periodic scan ----
 
   tick(): void {
-    for (const t of [...this.topics.values()]) if (!t.deleted) t.tick();
+    let failed = false;
+    for (const t of [...this.topics.values()])
+      if (!t.deleted)
+        this.survivingStorage(() => {
+          try {
+            t.tick();
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
+        });
+    // a full scan that wrote without failing means storage works again
+    if (!failed) this.storageError = null;
   }
 
   // ---- persistence ----

@@ -166,7 +166,15 @@ export class FileJournal implements Journal {
 
   private write(out: Bytes): void {
     if (out.len === 0) return;
-    fs.writeSync(this.fd, out.buf, 0, out.len);
+    let off = 0;
+    try {
+      while (off < out.len) off += fs.writeSync(this.fd, out.buf, off, out.len - off);
+    } catch (err) {
+      // A short write (e.g. ENOSPC) would leave a torn frame that ends replay there, hiding every
+      // later record: cut the file back so the whole batch can be retried after it.
+      if (off > 0) fs.ftruncateSync(this.fd, this.bytes);
+      throw err;
+    }
     this.bytes += out.len;
     this.unsynced += out.count;
     out.reset();

@@ -80,7 +80,7 @@ export class PullGroup {
     const handed = this.pulls.map((p) => p.got.splice(0));
     this.settle();
     this.pulls.forEach((p, i) => {
-      for (const m of handed[i]) p.channel.requeue(m.id, LEASE_OWNER, 0, m.token);
+      for (const m of handed[i]) p.channel.requeue(m.id, LEASE_OWNER, 0, m.token, true);
     });
   }
 }

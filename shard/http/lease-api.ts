@@ -25,6 +25,8 @@ export interface SettleItem {
   token: string;
   delay_ms?: number;
   lease_ms?: number;
+  /** requeue: the delivery never reached a consumer (e.g. a gateway could not hand it out), so it is not an attempt. */
+  undelivered?: boolean;
 }
 
 const RESULT: Record<SettleResult, { status: number; code: string }> = {
@@ -94,7 +96,8 @@ async function settleItems(r: Request): Promise<{ items: SettleItem[]; single: b
     for (const k of ['delay_ms', 'lease_ms'] as const) {
       if (it[k] !== undefined && (typeof it[k] !== 'number' || !Number.isInteger(it[k]) || (it[k] as number) < 0)) throw bad(`${k} must be a non-negative integer`);
     }
-    items.push({ id: it.id, token: it.token, delay_ms: it.delay_ms as number | undefined, lease_ms: it.lease_ms as number | undefined });
+    if (it.undelivered !== undefined && typeof it.undelivered !== 'boolean') throw bad('undelivered must be a boolean');
+    items.push({ id: it.id, token: it.token, delay_ms: it.delay_ms as number | undefined, lease_ms: it.lease_ms as number | undefined, undelivered: it.undelivered === true });
   }
   return { items, single: false };
 }
@@ -160,7 +163,7 @@ export function registerLeaseApi(router: Router, d: LeaseApiDeps): void {
     const msgs = await d.engine.pull(topic, channel, { max, leaseMs, waitMs, signal: ac.signal });
     r.res.off('close', onClose);
     if (r.res.destroyed || r.req.socket.destroyed) {
-      for (const m of msgs) d.engine.requeueLease(topic, channel, m.id, m.token, 0);
+      for (const m of msgs) d.engine.requeueLease(topic, channel, m.id, m.token, 0, true);
       return null;
     }
     return { messages: msgs.map((m) => leaseView(m, leaseMs)) };
@@ -180,7 +183,7 @@ export function registerLeaseApi(router: Router, d: LeaseApiDeps): void {
     r.res.off('close', onClose);
     if (r.res.destroyed || r.req.socket.destroyed) {
       got.forEach((msgs, i) => {
-        for (const m of msgs) d.engine.requeueLease(specs[i].topic, specs[i].channel, m.id, m.token, 0);
+        for (const m of msgs) d.engine.requeueLease(specs[i].topic, specs[i].channel, m.id, m.token, 0, true);
       });
       return null;
     }
@@ -190,6 +193,8 @@ export function registerLeaseApi(router: Router, d: LeaseApiDeps): void {
   });
 
   router.on('POST', `${LEASE_PREFIX}/finish`, settleRoute(d, (t, c, it) => d.engine.finishLease(t, c, it.id, it.token), false));
-  router.on('POST', `${LEASE_PREFIX}/requeue`, settleRoute(d, (t, c, it) => d.engine.requeueLease(t, c, it.id, it.token, it.delay_ms ?? 0), false));
+  router.on('POST', `${LEASE_PREFIX}/requeue`, settleRoute(d, (t, c, it) => d.engine.requeueLease(t, c, it.id, it.token, it.delay_ms ?? 0, it.undelivered === true), false));
   router.on('POST', `${LEASE_PREFIX}/touch`, settleRoute(d, (t, c, it) => d.engine.touchLease(t, c, it.id, it.token, it.lease_ms), true));
+  // Read-only: is this lease still out with this token, and for how long (gateways reconcile stream credit with it).
+  router.on('POST', `${LEASE_PREFIX}/status`, settleRoute(d, (t, c, it) => d.engine.leaseStatus(t, c, it.id, it.token), true));
 }

@@ -92,6 +92,8 @@ function publishGuard<T>(fn: () => T): T {
     return fn();
   } catch (err) {
     if (err instanceof EngineError && err.code === 'INVALID_TOPIC') throw new HttpError(400, 'INVALID_TOPIC');
+    // storage failed (e.g. the disk is full): never acknowledged; /ping reports it meanwhile
+    if (err instanceof EngineError && err.code === 'PUB_FAILED') throw new HttpError(503, 'PUB_FAILED');
     throw err;
   }
 }

@@ -39,6 +39,7 @@ function guard<T>(fn: () => T): T {
     return fn();
   } catch (err) {
     if (err instanceof EngineError && err.code === 'INVALID_TOPIC') throw new HttpError(400, 'INVALID_TOPIC');
+    if (err instanceof EngineError && err.code === 'PUB_FAILED') throw new HttpError(503, 'PUB_FAILED');
     throw err;
   }
 }

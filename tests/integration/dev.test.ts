@@ -5,13 +5,16 @@ import { execFileSync } from 'node:child_process';
 import { startProgram, tempDir, waitFor } from '../helpers/process';
 
 describe('sluice dev', () => {
-  it('starts a lookup and two shards registered with it, and prints curl lines that work', async () => {
+  it('starts a lookup, two shards registered with it and a gateway, and prints curl lines and an admin URL that work', async () => {
     const dir = tempDir();
     const dev = await startProgram(['dev', '--base-port', '0', '--data-path', dir.path]);
     try {
       const out = await waitFor(() => (dev.stdout().includes('Ctrl-C') ? dev.stdout() : ''), 10000, 'the printed addresses');
       expect(out).toMatch(/lookup\s+tcp 127\.0\.0\.1:\d+/);
       expect(out).toMatch(/shard2\s+tcp 127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/gateway\s+http http:\/\/127\.0\.0\.1:\d+/);
+      const admin = /Admin UI: (http:\/\/127\.0\.0\.1:\d+\/admin\/)/.exec(out)![1];
+      expect(execFileSync('curl', ['-sS', '--fail', '--max-time', '10', admin], { encoding: 'utf8' })).toContain('<title>Sluice admin</title>');
       const curls = out.split('\n').filter((l) => l.trim().startsWith('curl '));
       expect(curls.length).toBe(3);
       const run = (line: string) => execFileSync('bash', ['-c', `${line.trim()} -sS --fail --max-time 10`], { encoding: 'utf8' });
@@ -22,6 +25,9 @@ describe('sluice dev', () => {
       const lookup = await waitFor(() => JSON.parse(run(curls[2])), 5000, 'the topic in the lookup');
       expect(lookup.producers).toHaveLength(1);
       expect(lookup.channels).toEqual(['tryout']);
+      // the gateway finds the shards through the lookup, and its admin API sees the topic
+      const topics = await waitFor(() => JSON.parse(execFileSync('curl', ['-sS', '--fail', '--max-time', '10', admin.replace('/admin/', '/v1/admin/topics')], { encoding: 'utf8' })).topics.find((t: { name: string }) => t.name === 'demo'), 5000, 'the topic in the admin API');
+      expect(topics.channels.map((c: { name: string }) => c.name)).toEqual(['tryout']);
     } finally {
       expect(await dev.stop('SIGINT')).toBe(0);
       dir.remove();

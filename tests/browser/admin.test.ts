@@ -1,0 +1,133 @@
+// The admin UI in a real browser (Debian's chromium via playwright-core) against a real cluster:
+// a lookup, two shards and a gateway with API keys. The page asks for the key, shows a published
+// topic with its depth, follows new publishes live (SSE, no reload), creates a channel and pauses
+// it through confirm dialogs, and the shards report it paused. Screenshot: tests/artifacts/admin.png.
+
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, BrowserContext } from 'playwright-core';
+import { GatewayProcess, startGateway } from '../helpers/gateway';
+import { Running, startProgram, tempDir, waitFor } from '../helpers/process';
+import { call, ShardProcess, startShard } from '../helpers/shard';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(__dirname, '..', 'artifacts');
+const run = existsSync(CHROMIUM) ? describe : describe.skip;
+const ADMIN_KEY = 'browser-admin-key-0123456789';
+/** The page's document, typed for the few calls made from page functions (tsc has no DOM lib here). */
+type Doc = { document: { querySelector(s: string): { textContent: string | null } | null } };
+const PUB_KEY = 'browser-pub-key-0123456789';
+
+let lookup: Running;
+const shards: ShardProcess[] = [];
+let gw: GatewayProcess;
+let context: BrowserContext | undefined;
+const profile = tempDir('sluice-chromium-admin-');
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) return;
+  const sha = (k: string) => createHash('sha256').update(k).digest('hex');
+  const keys = path.join(profile.path, 'keys.json');
+  writeFileSync(keys, JSON.stringify({ keys: [{ name: 'ops', sha256: sha(ADMIN_KEY), scopes: ['admin'] }, { name: 'ci', sha256: sha(PUB_KEY), scopes: ['publish:*'] }] }));
+  lookup = await startProgram(['lookup', '--tcp-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--broadcast-address', '127.0.0.1']);
+  shards.push(...(await Promise.all([1, 2].map((i) => startShard(['--broadcast-address', '127.0.0.1', '--node-id', String(i), '--lookupd-tcp-address', lookup.addresses.tcp])))));
+  gw = await startGateway(['--lookupd-http-address', lookup.addresses.http, '--lookupd-poll-interval', '200ms', '--auth-file', keys]);
+  await waitFor(async () => (await gw.call('/readyz')).json().shards === 2, 10_000, 'gateway to see both shards');
+  context = await chromium.launchPersistentContext(path.join(profile.path, 'chromium'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 900, height: 900 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await context?.close();
+  await gw?.stop();
+  await Promise.all(shards.map((s) => s.stop()));
+  await lookup?.stop();
+  profile.remove();
+});
+
+async function publish(topic: string, n: number): Promise<void> {
+  const r = await gw.call(`/v1/topics/${topic}/batch`, 'POST', JSON.stringify(Array.from({ length: n }, (_, i) => ({ body: { i } }))), { authorization: `Bearer ${PUB_KEY}`, 'content-type': 'application/json' });
+  expect(r.status).toBe(200);
+}
+
+async function pausedOnShards(topic: string, channel: string): Promise<boolean[]> {
+  const out: boolean[] = [];
+  for (const s of shards) {
+    const st = (await call(s.url(`/stats?format=json&topic=${topic}`))).json();
+    const c = st.topics[0]?.channels.find((x: { channel_name: string }) => x.channel_name === channel);
+    if (c) out.push(c.paused);
+  }
+  return out;
+}
+
+run('the admin UI in chromium', () => {
+  it('shows a published topic with its depth live, creates and pauses a channel through confirm dialogs', async () => {
+    const topic = 'ui-orders';
+    await publish(topic, 5);
+    const page = await context!.newPage();
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/401|403/.test(m.text())) problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(String(e)));
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.accept();
+    });
+
+    await page.goto(`http://${gw.http}/admin/`);
+    // no key yet: the API answers 401 and the page asks for one
+    await page.locator('#key-input').waitFor({ state: 'visible', timeout: 10_000 });
+    await page.fill('#key-input', ADMIN_KEY);
+    await page.click('#key-form button[type=submit]');
+    const depth = page.locator(`tr[data-topic="${topic}"] td[data-field="depth"]`);
+    await expect(depth.textContent({ timeout: 10_000 })).resolves.toBe('5');
+    await page.locator('#live.on').waitFor({ timeout: 10_000 });
+
+    // a publish while the page is open shows up without a reload (the SSE snapshot)
+    await publish(topic, 2);
+    await page.waitForFunction((t) => (globalThis as unknown as Doc).document.querySelector(`tr[data-topic="${t}"] td[data-field="depth"]`)?.textContent === '7', topic, { timeout: 10_000 });
+
+    // the topic page: create a channel on every shard of the topic (confirm accepted)
+    await page.click(`tr[data-topic="${topic}"] a`);
+    await page.fill('input[aria-label="new channel name"]', 'billing');
+    await page.click('form.inline button[type=submit]');
+    await page.locator('tr[data-channel="billing"] td[data-field="depth"]').waitFor({ timeout: 10_000 });
+    // the topic's buffered messages moved into its first channel
+    await page.waitForFunction(() => (globalThis as unknown as Doc).document.querySelector('tr[data-channel="billing"] td[data-field="depth"]')?.textContent === '7', undefined, { timeout: 10_000 });
+
+    // the channel page: pause (confirm accepted), and the shards say so
+    await page.click('tr[data-channel="billing"] a');
+    await page.locator('button[data-action="pause"]').click({ timeout: 10_000 });
+    const paused = await waitFor(async () => {
+      const p = await pausedOnShards(topic, 'billing');
+      return p.length > 0 && p.every(Boolean) ? p : null;
+    }, 10_000, 'the shards to report the channel paused');
+    expect(paused.length).toBeGreaterThan(0);
+    await page.locator('button[data-action="unpause"]').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#flash').textContent()).toContain('channel.pause');
+    expect(dialogs).toEqual([expect.stringContaining('Create channel billing'), expect.stringContaining('Pause channel billing')]);
+
+    const rec = gw.logs.find((l) => l.audit === true && l.action === 'channel.pause');
+    expect(rec).toMatchObject({ who: 'ops', result: 'ok', target: { topic, channel: 'billing' } });
+
+    // the shards page reads each shard's /info and /stats
+    await page.goto(`http://${gw.http}/admin/#/shards`);
+    await page.locator(`tr[data-shard="${shards[0].http}"] td[data-field="health"]`).waitFor({ timeout: 10_000 });
+    expect(await page.locator(`tr[data-shard="${shards[0].http}"] td[data-field="health"]`).textContent()).toBe('OK');
+
+    // back to the topic page for the screenshot: charts, channels, shards
+    await page.goto(`http://${gw.http}/admin/#/topic/${topic}`);
+    await page.locator('tr[data-channel="billing"]').waitFor({ timeout: 10_000 });
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'admin.png'), fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});

@@ -1,0 +1,56 @@
+// An open gateway (no --auth-file) in-process: its admin API answers requests addressed to an IP
+// address or localhost, refuses another Host (DNS rebinding) and cross-origin actions, and audits
+// actions as "anonymous".
+
+import { Writable } from 'node:stream';
+import request from 'supertest';
+import winston from 'winston';
+import { createGateway, Gateway } from '../../gateway/app';
+import { InProcessShard, startInProcessShard } from '../helpers/gateway';
+
+let shard: InProcessShard;
+let gw: Gateway;
+const records: Record<string, unknown>[] = [];
+const logger = winston.createLogger({
+  format: winston.format.json(),
+  transports: [new winston.transports.Stream({ stream: new Writable({ write: (c, _e, cb) => (records.push(JSON.parse(String(c))), cb()) }) })],
+});
+
+beforeAll(async () => {
+  shard = await startInProcessShard();
+  gw = createGateway({ shardHttpAddresses: [shard.http] }, { processMetrics: false, logger });
+  await gw.start();
+});
+
+afterAll(async () => {
+  await gw.close();
+  await shard.close();
+});
+
+describe('admin API on an open gateway', () => {
+  it('answers to an IP address or localhost only', async () => {
+    expect((await request(gw.app).get('/v1/admin/topics').set('Host', '127.0.0.1:4180')).status).toBe(200);
+    expect((await request(gw.app).get('/v1/admin/topics').set('Host', 'localhost:4180')).status).toBe(200);
+    const rebound = await request(gw.app).get('/v1/admin/topics').set('Host', 'attacker.example:4180');
+    expect(rebound.status).toBe(403);
+    expect(rebound.body.error.code).toBe('FORBIDDEN');
+  });
+
+  it('creates a topic where publishing would place it, refusing cross-origin browser requests', async () => {
+    const cross = await request(gw.app).post('/v1/admin/topics/open-t/create').set('Host', '127.0.0.1:4180').set('Origin', 'http://127.0.0.1:9999');
+    expect(cross.status).toBe(403);
+    const same = await request(gw.app).post('/v1/admin/topics/open-t/create').set('Host', '127.0.0.1:4180').set('Origin', 'http://127.0.0.1:4180');
+    expect(same.status).toBe(200);
+    expect(same.body).toMatchObject({ action: 'topic.create', result: 'ok', steps: [{ target: shard.http, ok: true }] });
+    expect(shard.shard.engine.topics.has('open-t')).toBe(true);
+    expect(records.find((r) => r.audit === true && r.action === 'topic.create')).toMatchObject({ who: 'anonymous', target: { topic: 'open-t' }, result: 'ok' });
+    const bad = await request(gw.app).post('/v1/admin/topics/bad!name/pause').set('Host', '127.0.0.1');
+    expect(bad.status).toBe(400);
+    expect((await request(gw.app).post('/v1/admin/topics/open-t/explode').set('Host', '127.0.0.1')).status).toBe(404);
+    expect((await request(gw.app).get('/v1/admin/topics/open-t/pause').set('Host', '127.0.0.1')).status).toBe(404);
+    // a channel for a topic no shard holds: the topic is what is missing
+    const orphan = await request(gw.app).post('/v1/admin/topics/nowhere/channels/c/create').set('Host', '127.0.0.1');
+    expect(orphan.status).toBe(404);
+    expect(orphan.body.error.code).toBe('TOPIC_NOT_FOUND');
+  });
+});
