@@ -4,18 +4,13 @@
 
 import type { Engine } from '../engine/engine';
 import { isValidName } from '../../wire/names';
+import { channelArg, topicArg } from './params';
 import { HttpError, Request, Router } from './router';
 
 const MAX_ATTEMPTS = 65535; // attempts travel as 16 bits on the wire
 
 function names(r: Request): { topic: string; channel: string } {
-  const topic = r.query.get('topic');
-  const channel = r.query.get('channel');
-  if (topic === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
-  if (!isValidName(topic)) throw new HttpError(400, 'INVALID_TOPIC');
-  if (channel === null) throw new HttpError(400, 'MISSING_ARG_CHANNEL');
-  if (!isValidName(channel)) throw new HttpError(400, 'INVALID_CHANNEL');
-  return { topic, channel };
+  return { topic: topicArg(r), channel: channelArg(r) };
 }
 
 function view(topic: string, s: { max_attempts: number; dead_letter_topic: string; dead_lettered_count: number }, channel: string) {

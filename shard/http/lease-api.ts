@@ -6,6 +6,7 @@ import type { Engine } from '../engine/engine';
 import type { SettleResult } from '../engine/channel';
 import type { Message } from '../engine/message';
 import { isValidName } from '../../wire/names';
+import { channelArg, topicArg } from './params';
 import { HttpError, readBody, Request, Router } from './router';
 
 export const LEASE_PREFIX = '/sluice/lease';
@@ -35,13 +36,6 @@ const RESULT: Record<SettleResult, { status: number; code: string }> = {
   stale: { status: 409, code: 'STALE_LEASE' },
   not_owner: { status: 409, code: 'NOT_OWNER' },
 };
-
-function nameArg(r: Request, key: 'topic' | 'channel'): string {
-  const v = r.query.get(key);
-  if (v === null) throw new HttpError(400, key === 'topic' ? 'MISSING_ARG_TOPIC' : 'MISSING_ARG_CHANNEL');
-  if (!isValidName(v)) throw new HttpError(400, key === 'topic' ? 'INVALID_TOPIC' : 'INVALID_CHANNEL');
-  return v;
-}
 
 function intArg(r: Request, key: string, def: number, min: number, max: number): number {
   const v = r.query.get(key);
@@ -106,8 +100,8 @@ type Settle = (topic: string, channel: string, it: SettleItem) => SettleResult;
 
 function settleRoute(d: LeaseApiDeps, settle: Settle, withLease: boolean) {
   return async (r: Request) => {
-    const topic = nameArg(r, 'topic');
-    const channel = nameArg(r, 'channel');
+    const topic = topicArg(r);
+    const channel = channelArg(r);
     const { items, single } = await settleItems(r);
     const outcomes = items.map((it) => ({ it, result: settle(topic, channel, it) }));
     if (single && outcomes[0].result !== 'ok') {
@@ -150,8 +144,8 @@ async function pullSpecs(r: Request, d: LeaseApiDeps): Promise<PullSpec[]> {
 
 export function registerLeaseApi(router: Router, d: LeaseApiDeps): void {
   router.on('POST', `${LEASE_PREFIX}/pull`, async (r) => {
-    const topic = nameArg(r, 'topic');
-    const channel = nameArg(r, 'channel');
+    const topic = topicArg(r);
+    const channel = channelArg(r);
     const max = intArg(r, 'max', 1, 1, MAX_PULL);
     const leaseMs = intArg(r, 'lease_ms', d.defaultLeaseMs, 1, d.engine.opts.maxMsgTimeoutMs);
     const waitMs = intArg(r, 'wait_ms', 0, 0, MAX_WAIT_MS);

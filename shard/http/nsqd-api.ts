@@ -3,7 +3,7 @@
 
 import type { Engine } from '../engine/engine';
 import { EngineError } from '../engine/engine';
-import { isValidName } from '../../wire/names';
+import { channelArg, topicArg } from './params';
 import { HttpError, Json, readBody, Request, Router } from './router';
 import { nsqdStats, ShardIdentity, statsText } from './stats';
 
@@ -22,20 +22,6 @@ export interface NsqdApiDeps {
   setOption(name: string, value: unknown): boolean;
   /** Describes the TCP clients that have published, for /stats `producers`. */
   producers(): Record<string, unknown>[];
-}
-
-function topicArg(r: Request): string {
-  const topic = r.query.get('topic');
-  if (topic === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
-  if (!isValidName(topic)) throw new HttpError(400, 'INVALID_TOPIC');
-  return topic;
-}
-
-function channelArg(r: Request): string {
-  const channel = r.query.get('channel');
-  if (channel === null) throw new HttpError(400, 'MISSING_ARG_CHANNEL');
-  if (!isValidName(channel)) throw new HttpError(400, 'INVALID_CHANNEL');
-  return channel;
 }
 
 function existingTopic(d: NsqdApiDeps, r: Request) {

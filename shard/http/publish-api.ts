@@ -7,8 +7,8 @@ import type { Engine } from '../engine/engine';
 import { EngineError } from '../engine/engine';
 import { systemClock, type Clock } from '../engine/clock';
 import { IdempotencyWindow } from '../engine/idempotency';
-import { isValidName } from '../../wire/names';
 import { BatchFrameError, BatchMessage, decodeBatch, MAX_IDEMPOTENCY_KEY_LENGTH } from '../../wire/sluice-batch';
+import { topicArg } from './params';
 import { HttpError, readBody, Request, Router } from './router';
 
 export const PUBLISH_PREFIX = '/sluice';
@@ -22,13 +22,6 @@ export interface PublishApiConfig {
 }
 
 const KEY = /^[\x20-\x7e]+$/;
-
-function topicArg(r: Request): string {
-  const topic = r.query.get('topic');
-  if (topic === null) throw new HttpError(400, 'MISSING_ARG_TOPIC');
-  if (!isValidName(topic)) throw new HttpError(400, 'INVALID_TOPIC');
-  return topic;
-}
 
 function checkKey(key: string): void {
   if (key.length === 0 || Buffer.byteLength(key) > MAX_IDEMPOTENCY_KEY_LENGTH || !KEY.test(key)) throw new HttpError(400, 'INVALID_IDEMPOTENCY_KEY');
