@@ -4,21 +4,9 @@
 // grows with messages and demand changes, not with idle subscribers.
 
 import { Counter, Gauge, Registry } from 'prom-client';
+import { totalCounter } from '../runtime/metrics';
 import type { Consumption } from './consume';
 
-function totalCounter(registry: Registry, name: string, help: string, read: () => number): void {
-  let last = 0;
-  new Counter({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      const now = read();
-      if (now > last) this.inc(now - last);
-      last = now;
-    },
-  });
-}
 
 export function registerConsumeMetrics(registry: Registry, c: Consumption): void {
   totalCounter(registry, 'sluice_gateway_consume_delivered_messages_total', 'Messages handed to HTTP consumers (long-poll answers and SSE events), each with a receipt', () => c.counts.delivered);

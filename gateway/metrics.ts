@@ -1,7 +1,8 @@
 // Prometheus /metrics for a gateway (prom-client, one registry per gateway): everything is read
 // from running totals at scrape time, so publishing pays nothing for it.
 
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { totalCounter } from '../runtime/metrics';
 import type { Publisher } from './publish';
 import type { BreakerState } from './shards';
 import type { Topology } from './topology';
@@ -12,20 +13,6 @@ export interface MetricsSources {
   breakerState(address: string): BreakerState;
 }
 
-/** A counter kept equal to a running total that only grows. */
-function totalCounter(registry: Registry, name: string, help: string, read: () => number): void {
-  let last = 0;
-  new Counter({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      const now = read();
-      if (now > last) this.inc(now - last);
-      last = now;
-    },
-  });
-}
 
 export function createGatewayMetrics(s: MetricsSources, processMetrics = true): Registry {
   const registry = new Registry();
