@@ -4,7 +4,7 @@
 // Durability contract. Each record is framed [4B length BE][4B crc32 of data BE][data] and never
 // spans segments. `flush()` hands buffered records to the OS; an fsync of the write segment plus an
 // atomic metadata replace (tmp file, fsync, rename, fsync dir) happens every `syncEvery` records,
-// on `flush(true)`, every `syncTimeoutMs` while dirty, when a read segment is finished, and on
+// on `flush(true)`, every `syncTimeoutMs` while dirty (finishing a read segment makes it dirty), and on
 // `close()`. After a crash everything fsynced comes back, and so does anything flushed that the OS
 // wrote out: open() scans forward from the metadata's write position. Delivery is AT LEAST ONCE:
 // records read after the last metadata save are read again after a crash.
@@ -145,6 +145,8 @@ export class DiskQueue implements BackendQueue {
   /** End of the bytes handed to the OS in the write segment (buffered bytes come after). */
   private writePos = 0;
   private readFd: number | null = null;
+  /** Segments read to the end, removed once the metadata that moved past them is persisted. */
+  private readonly retired: { file: string; damaged: boolean }[] = [];
   /** Size of a finished read segment, -1 until known. */
   private readSize = -1;
   private readDamaged = false;
@@ -319,6 +321,7 @@ export class DiskQueue implements BackendQueue {
     if (this.writeFd !== null && this.unsyncedRecords > 0) fs.fsyncSync(this.writeFd);
     this.persistMeta();
     this.markClean();
+    this.removeRetired();
   }
 
   private persistMeta(): void {
@@ -412,10 +415,19 @@ export class DiskQueue implements BackendQueue {
     this.closeReadFile();
     this.readFileNum++;
     this.readPos = 0;
-    // Metadata moves past the file before the file goes, so it never points at a deleted segment.
-    this.sync();
-    if (damaged) keepAsBad(done);
-    else removeQuietly(done);
+    // The file goes only after metadata has moved past it (never pointing at a deleted segment),
+    // and that happens at the next sync, not here inside a read: the caller may still have to
+    // record elsewhere (the channel's journal) what it just read before the queue may forget it.
+    this.retired.push({ file: done, damaged });
+    this.markDirty();
+  }
+
+  /** Removes (or keeps as .bad) read segments the persisted metadata has moved past. */
+  private removeRetired(): void {
+    for (const r of this.retired.splice(0)) {
+      if (r.damaged) keepAsBad(r.file);
+      else removeQuietly(r.file);
+    }
   }
 
   private closeReadFile(): void {
