@@ -2,8 +2,7 @@
 // channel administration and /config, with nsqd's paths, status codes and error strings.
 
 import type { Engine } from '../engine/engine';
-import { EngineError } from '../engine/engine';
-import { channelArg, topicArg } from './params';
+import { channelArg, topicArg, publishing } from './params';
 import { HttpError, Json, readBody, Request, Router } from './router';
 import { nsqdStats, ShardIdentity, statsText } from './stats';
 
@@ -73,17 +72,6 @@ export function splitBinary(body: Buffer, maxMsgSize: number): Buffer[] {
   return out;
 }
 
-function publishGuard<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof EngineError && err.code === 'INVALID_TOPIC') throw new HttpError(400, 'INVALID_TOPIC');
-    // storage failed (e.g. the disk is full): never acknowledged; /ping reports it meanwhile
-    if (err instanceof EngineError && err.code === 'PUB_FAILED') throw new HttpError(503, 'PUB_FAILED');
-    throw err;
-  }
-}
-
 export function registerNsqdApi(router: Router, d: NsqdApiDeps): void {
   router.on('GET', '/ping', () => {
     const health = d.health();
@@ -117,7 +105,7 @@ export function registerNsqdApi(router: Router, d: NsqdApiDeps): void {
       deferMs = Number(ds);
       if (deferMs < 0 || deferMs > d.maxReqTimeoutMs) throw new HttpError(400, 'INVALID_DEFER');
     }
-    publishGuard(() => d.engine.publish(topic, body, deferMs));
+    publishing(() => d.engine.publish(topic, body, deferMs));
     return 'OK';
   });
 
@@ -128,7 +116,7 @@ export function registerNsqdApi(router: Router, d: NsqdApiDeps): void {
     const body = await readBody(r.req, d.maxBodySize, 'BODY_TOO_BIG');
     const binary = r.query.has('binary') && r.query.get('binary') !== 'false';
     const msgs = binary ? splitBinary(body, d.maxMsgSize) : splitLines(body, d.maxMsgSize);
-    if (msgs.length > 0) publishGuard(() => d.engine.publishMany(topic, msgs));
+    if (msgs.length > 0) publishing(() => d.engine.publishMany(topic, msgs));
     return 'OK';
   });
 

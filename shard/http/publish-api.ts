@@ -4,11 +4,10 @@
 // (wire/sluice-batch.ts) where each message has its own defer and idempotency key.
 
 import type { Engine } from '../engine/engine';
-import { EngineError } from '../engine/engine';
 import { systemClock, type Clock } from '../engine/clock';
 import { IdempotencyWindow } from '../engine/idempotency';
 import { BatchFrameError, BatchMessage, decodeBatch, MAX_IDEMPOTENCY_KEY_LENGTH } from '../../wire/sluice-batch';
-import { topicArg } from './params';
+import { topicArg, publishing } from './params';
 import { HttpError, readBody, Request, Router } from './router';
 
 export const PUBLISH_PREFIX = '/sluice';
@@ -25,16 +24,6 @@ const KEY = /^[\x20-\x7e]+$/;
 
 function checkKey(key: string): void {
   if (key.length === 0 || Buffer.byteLength(key) > MAX_IDEMPOTENCY_KEY_LENGTH || !KEY.test(key)) throw new HttpError(400, 'INVALID_IDEMPOTENCY_KEY');
-}
-
-function guard<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof EngineError && err.code === 'INVALID_TOPIC') throw new HttpError(400, 'INVALID_TOPIC');
-    if (err instanceof EngineError && err.code === 'PUB_FAILED') throw new HttpError(503, 'PUB_FAILED');
-    throw err;
-  }
 }
 
 /**
@@ -64,10 +53,10 @@ export function publishBatch(engine: Engine, window: IdempotencyWindow, topic: s
       firstOf.set(key, i);
     }
     if (msgs[i].deferMs === 0) now.push(i);
-    else ids[i] = guard(() => engine.publish(topic, msgs[i].body, msgs[i].deferMs)).id;
+    else ids[i] = publishing(() => engine.publish(topic, msgs[i].body, msgs[i].deferMs)).id;
   }
   if (now.length > 0) {
-    const stored = guard(() => engine.publishMany(topic, now.map((i) => msgs[i].body)));
+    const stored = publishing(() => engine.publishMany(topic, now.map((i) => msgs[i].body)));
     for (let j = 0; j < now.length; j++) ids[now[j]] = stored[j].id;
   }
   for (const [key, i] of firstOf) window.remember(topic, key, ids[i]);
