@@ -1,6 +1,7 @@
 // The lookup registration protocol ("  V1") between nsqd-style nodes and a lookup, as bytes ↔ meaning.
 // Pure and push-based: the TCP layer feeds chunks in and writes back the frames built here; no sockets, no state.
 
+import { ByteQueue } from './byte-queue';
 import { isValidChannelName, isValidTopicName } from './names';
 
 /** The 4 bytes a client sends first to pick this protocol. */
@@ -49,7 +50,9 @@ const TRIM = new RegExp(`^[${GO_SPACE}]+|[${GO_SPACE}]+$`, 'g');
  */
 export class LookupV1Decoder {
   private state: State;
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly input = new ByteQueue();
+  // how far readLine has already looked for '\n' in the input
+  private scanned = 0;
   private identifyParams: string[] = [];
   private bodySize = 0;
   private identified = false;
@@ -61,7 +64,7 @@ export class LookupV1Decoder {
 
   push(chunk: Buffer): DecodedItem[] {
     if (this.state === 'failed') return [];
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.input.append(chunk);
     const out: DecodedItem[] = [];
     while (this.step(out));
     return out;
@@ -91,8 +94,8 @@ export class LookupV1Decoder {
   }
 
   private readMagic(out: DecodedItem[]): boolean {
-    if (this.buf.length < 4) return false;
-    if (!this.buf.subarray(0, 4).equals(MAGIC_V1)) {
+    if (this.input.bytes.length < 4) return false;
+    if (!this.input.bytes.subarray(0, 4).equals(MAGIC_V1)) {
       out.push(this.failWith(lookupError('E_BAD_PROTOCOL')));
       return false;
     }
@@ -102,12 +105,13 @@ export class LookupV1Decoder {
   }
 
   private readLine(out: DecodedItem[]): boolean {
-    const nl = this.buf.indexOf(0x0a);
+    const nl = this.input.bytes.indexOf(0x0a, this.scanned);
+    if (nl === -1) this.scanned = this.input.bytes.length;
     if (nl === -1 || nl > MAX_LINE_LENGTH) {
-      if (nl !== -1 || this.buf.length > MAX_LINE_LENGTH) out.push(this.failWith(lookupError('E_INVALID', 'command line too long')));
+      if (nl !== -1 || this.input.bytes.length > MAX_LINE_LENGTH) out.push(this.failWith(lookupError('E_INVALID', 'command line too long')));
       return false;
     }
-    const line = this.buf.toString('utf8', 0, nl).replace(TRIM, '');
+    const line = this.input.bytes.toString('utf8', 0, nl).replace(TRIM, '');
     this.consume(nl + 1);
     const [name, ...params] = line.split(' ');
     return this.dispatch(name, params, out);
@@ -134,8 +138,8 @@ export class LookupV1Decoder {
   }
 
   private readIdentifySize(out: DecodedItem[]): boolean {
-    if (this.buf.length < 4) return false;
-    const size = this.buf.readInt32BE(0);
+    if (this.input.bytes.length < 4) return false;
+    const size = this.input.bytes.readInt32BE(0);
     if (size < 0 || size > MAX_IDENTIFY_BODY) {
       out.push(this.fail(`IDENTIFY invalid body size ${size}`));
       return false;
@@ -147,8 +151,8 @@ export class LookupV1Decoder {
   }
 
   private readIdentifyBody(out: DecodedItem[]): boolean {
-    if (this.buf.length < this.bodySize) return false;
-    const body = Buffer.from(this.buf.subarray(0, this.bodySize));
+    if (this.input.bytes.length < this.bodySize) return false;
+    const body = Buffer.from(this.input.bytes.subarray(0, this.bodySize));
     this.consume(this.bodySize);
     this.identified = true;
     this.state = 'line';
@@ -157,7 +161,8 @@ export class LookupV1Decoder {
   }
 
   private consume(n: number): void {
-    this.buf = n >= this.buf.length ? Buffer.alloc(0) : this.buf.subarray(n);
+    this.scanned = 0;
+    this.input.consume(n);
   }
 
   private fail(description: string): DecodedItem {
@@ -166,7 +171,7 @@ export class LookupV1Decoder {
 
   private failWith(error: LookupError): DecodedItem {
     this.state = 'failed';
-    this.buf = Buffer.alloc(0);
+    this.input.clear();
     return { type: 'error', error };
   }
 }
@@ -292,18 +297,19 @@ export function encodePing(): Buffer {
 
 /** Splits the lookup's replies ([4B size][data]) out of a byte stream, refusing oversize ones before buffering. */
 export class LookupResponseDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly input = new ByteQueue();
   constructor(private readonly maxSize = MAX_RESPONSE_SIZE) {}
 
   push(chunk: Buffer): Buffer[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.input.append(chunk);
     const out: Buffer[] = [];
-    while (this.buf.length >= 4) {
-      const size = this.buf.readInt32BE(0);
+    while (this.input.length >= 4) {
+      const buf = this.input.bytes;
+      const size = buf.readInt32BE(0);
       if (size < 0 || size > this.maxSize) throw new RangeError(`lookup response size ${size} out of range`);
-      if (this.buf.length < 4 + size) break;
-      out.push(Buffer.from(this.buf.subarray(4, 4 + size)));
-      this.buf = this.buf.subarray(4 + size);
+      if (buf.length < 4 + size) break;
+      out.push(Buffer.from(buf.subarray(4, 4 + size)));
+      this.input.consume(4 + size);
     }
     return out;
   }
