@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The one CLI: picks a subcommand, builds its config from flags and environment, runs it,
-// and turns SIGTERM/SIGINT into a clean shutdown. The only file that touches `process`.
+// and turns SIGTERM/SIGINT (or the death of a supervising parent) into a clean shutdown. The only file that touches `process`.
 
 import { ConfigError, helpText, parseConfig } from '../runtime/config';
 import { createLogger } from '../runtime/logger';
@@ -80,6 +80,12 @@ async function main(argv: string[]): Promise<number> {
     // also signals its children) must not kill a process that is still persisting its state.
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // Started by a supervisor over an IPC channel (`sluice dev` does this): the channel closes
+    // when that parent dies, even by SIGKILL, so the children never outlive it.
+    if (process.channel) {
+      process.on('disconnect', () => stop('parent exited'));
+      process.channel.unref();
+    }
   });
   return 0;
 }

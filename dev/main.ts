@@ -26,7 +26,10 @@ const CLI = path.join(__dirname, '..', 'bin', 'sluice.js');
 
 /** Starts one `sluice` subcommand and resolves with the addresses from its "listening" line. */
 function startChild(name: string, args: string[], logger: Logger): Promise<Child> {
-  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
+  // The IPC channel is the children's lifeline: it closes when this process dies however it dies
+  // (SIGKILL included), and each child then shuts itself down cleanly (bin/sluice.ts).
+  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
+  proc.channel?.unref();
   return new Promise((resolve, reject) => {
     let pending = '';
     let started = false;

@@ -2,7 +2,34 @@
 // lines it prints work as printed.
 
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { startProgram, tempDir, waitFor } from '../helpers/process';
+import { call, startShard } from '../helpers/shard';
+
+/** Pids of the live processes whose parent is `ppid` (from /proc). */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
+      if (new RegExp(`^PPid:\\s+${ppid}$`, 'm').test(status) && !/^State:\s+Z/m.test(status)) out.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
 
 describe('sluice dev', () => {
   it('starts a lookup, two shards registered with it and a gateway, and prints curl lines and an admin URL that work', async () => {
@@ -30,6 +57,31 @@ describe('sluice dev', () => {
       expect(topics.channels.map((c: { name: string }) => c.name)).toEqual(['tryout']);
     } finally {
       expect(await dev.stop('SIGINT')).toBe(0);
+      dir.remove();
+    }
+  });
+
+  it('takes its children down cleanly with it when it is killed with SIGKILL', async () => {
+    const dir = tempDir();
+    const dev = await startProgram(['dev', '--base-port', '0', '--data-path', dir.path]);
+    const kids = childrenOf(dev.child.pid!);
+    try {
+      expect(kids).toHaveLength(4); // lookup, two shards, gateway
+      const shard1 = /shard1\s+tcp \S+\s+http (http:\/\/\S+)/.exec(await waitFor(() => (dev.stdout().includes('Ctrl-C') ? dev.stdout() : ''), 10000, 'the printed addresses'))![1];
+      expect((await call(`${shard1}/pub?topic=kept`, 'POST', 'in memory only')).text).toBe('OK');
+      await dev.kill9();
+      await waitFor(() => kids.every((pid) => !alive(pid)), 15000, 'the children of a SIGKILLed sluice dev to exit');
+      // a clean shutdown (not a crash) saved the shard's memory queue
+      const again = await startShard([], path.join(dir.path, 'shard1'));
+      try {
+        const stats = (await call(again.url('/stats?format=json&topic=kept'))).json() as { topics: { topic_name: string; depth: number }[] };
+        expect(stats.topics.find((t) => t.topic_name === 'kept')?.depth).toBe(1);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await dev.kill9();
+      for (const pid of kids.filter(alive)) process.kill(pid, 'SIGKILL');
       dir.remove();
     }
   });
