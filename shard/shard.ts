@@ -23,6 +23,7 @@ import { buildServerTls, tlsUpgrade } from './tcp/tls';
 import { defaultNodeId, ShardConfig, shardFlags } from './flags';
 import { Holding, holdingsOf, LookupRegistration } from './registration';
 import { SLUICE_VERSION } from '../runtime/version';
+import { saveIdempotencyKeys, takeIdempotencyKeys } from './idempotency-file';
 import { httpServerOptions } from '../runtime/http-server';
 
 export interface Shard {
@@ -118,7 +119,10 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
   registerLeaseApi(router, { engine, defaultLeaseMs: config.msgTimeout });
   registerMetricsRoute(router, createShardMetrics(engine));
   registerChannelApi(router, engine);
-  registerPublishApi(router, engine, config);
+  const idempotency = registerPublishApi(router, engine, config);
+  const restored = takeIdempotencyKeys(dataPath);
+  if (restored.problem) logger.warn('idempotency keys from the last shutdown ignored', { error: restored.problem });
+  idempotency.restore(restored.keys);
 
   const httpServer = http.createServer(httpServerOptions(65_000, { headersTimeoutMs: config.headerTimeout, requestTimeoutMs: config.requestTimeout }), (req, res) => {
     res.on('sluice:internal-error', (err: unknown) => logger.error('request failed', { path: req.url, error: err instanceof Error ? err.stack : String(err) }));
@@ -191,6 +195,11 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
         httpServer.closeAllConnections();
       });
       engine.close();
+      try {
+        saveIdempotencyKeys(dataPath, idempotency.saved());
+      } catch (err) {
+        logger.error('could not save idempotency keys', { error: err instanceof Error ? err.message : String(err) });
+      }
     },
   };
 }

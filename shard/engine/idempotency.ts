@@ -1,6 +1,8 @@
 // The idempotency window: which message id a (topic, idempotency key) was published as, for a
 // while. Entries live `windowMs` from their first publish; memory is bounded by `maxKeys`, the
 // least recently used key going first. Pure: time comes from the injected monotonic clock.
+// A clean shutdown saves the window (`saved`) and the next start restores it (`restore`), so a
+// publisher retrying across a shard restart still gets the first message's id; a crash forgets it.
 
 import type { Clock } from './clock';
 
@@ -12,6 +14,14 @@ export interface IdempotencyOptions {
 interface Entry {
   id: string;
   expires: number;
+}
+
+/** A remembered key as saved at shutdown: due times as wall-clock ms, which survive a restart. */
+export interface SavedIdempotencyKey {
+  topic: string;
+  key: string;
+  id: string;
+  expiresWall: number;
 }
 
 export class IdempotencyWindow {
@@ -59,5 +69,37 @@ export class IdempotencyWindow {
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);
     }
+  }
+
+  /** The live keys, least recently used first, with wall-clock expiry times. */
+  saved(): SavedIdempotencyKey[] {
+    const now = this.clock.now();
+    const wall = this.clock.wallNow();
+    const out: SavedIdempotencyKey[] = [];
+    for (const [k, e] of this.entries) {
+      if (e.expires <= now) continue;
+      const nl = k.indexOf('\n');
+      out.push({ topic: k.slice(0, nl), key: k.slice(nl + 1), id: e.id, expiresWall: wall + (e.expires - now) });
+    }
+    return out;
+  }
+
+  /**
+   * Adds keys saved by `saved()` (in their order), skipping those already expired by the wall
+   * clock. A key never outlives the window it was given: if the wall clock stepped back while the
+   * shard was down, its remaining time is capped at the window.
+   */
+  restore(keys: readonly SavedIdempotencyKey[]): void {
+    if (this.opts.windowMs <= 0 || this.opts.maxKeys <= 0) return;
+    const now = this.clock.now();
+    const wall = this.clock.wallNow();
+    for (const s of keys) {
+      const left = Math.min(s.expiresWall - wall, this.opts.windowMs);
+      if (!(left > 0)) continue;
+      const k = IdempotencyWindow.keyOf(s.topic, s.key);
+      this.entries.delete(k);
+      this.entries.set(k, { id: s.id, expires: now + left });
+    }
+    while (this.entries.size > this.opts.maxKeys) this.entries.delete(this.entries.keys().next().value as string);
   }
 }

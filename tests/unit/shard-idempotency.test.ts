@@ -35,6 +35,43 @@ describe('IdempotencyWindow', () => {
     expect(w.get('t', 'd')).toBe('4');
   });
 
+  it('saves its live keys with wall-clock expiry and restores them into a new window, time down counted', () => {
+    const clock = new FakeClock();
+    const w = new IdempotencyWindow({ windowMs: 10_000, maxKeys: 10 }, clock);
+    w.remember('t', 'old', '1');
+    clock.advance(4_000);
+    w.remember('t', 'new', '2');
+    w.remember('u', 'gone-soon', '3');
+    clock.advance(5_000);
+    const saved = w.saved();
+    expect(saved.map((k) => [k.topic, k.key, k.id])).toEqual([['t', 'old', '1'], ['t', 'new', '2'], ['u', 'gone-soon', '3']]);
+
+    // down for 2 s: "old" (1 s left) has expired by the time the shard is back, the others have 3 s
+    const later = new FakeClock(50, clock.wallNow() + 2_000);
+    const back = new IdempotencyWindow({ windowMs: 10_000, maxKeys: 10 }, later);
+    back.restore(saved);
+    expect(back.get('t', 'old')).toBeUndefined();
+    expect(back.get('t', 'new')).toBe('2');
+    later.advance(2_999);
+    expect(back.get('u', 'gone-soon')).toBe('3');
+    later.advance(1);
+    expect(back.get('u', 'gone-soon')).toBeUndefined();
+  });
+
+  it('never lets a restored key outlive its window when the wall clock stepped back, and keeps the LRU bound', () => {
+    const clock = new FakeClock();
+    const w = new IdempotencyWindow({ windowMs: 10_000, maxKeys: 10 }, clock);
+    for (const k of ['a', 'b', 'c']) w.remember('t', k, k);
+    const saved = w.saved();
+    const stepped = new FakeClock(0, clock.wallNow() - 3_600_000);
+    const back = new IdempotencyWindow({ windowMs: 10_000, maxKeys: 2 }, stepped);
+    back.restore(saved);
+    expect(back.size).toBe(2);
+    expect(back.get('t', 'a')).toBeUndefined(); // least recently used: dropped by the smaller bound
+    stepped.advance(10_000);
+    expect(back.get('t', 'c')).toBeUndefined();
+  });
+
   it('is off with a zero window', () => {
     const w = new IdempotencyWindow({ windowMs: 0, maxKeys: 3 }, new FakeClock());
     w.remember('t', 'a', '1');
