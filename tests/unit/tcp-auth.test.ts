@@ -12,12 +12,11 @@ import {
   ConnectionAuth,
   authQueryString,
   authenticator,
-  compilePattern,
-  parseAuthState,
   remoteIpOf,
   type AuthOptions,
   type AuthPeer,
 } from '../../shard/tcp/auth';
+import { compilePattern, parseAuthState } from '../../shard/tcp/auth-answer';
 
 interface Seen {
   method: string;
