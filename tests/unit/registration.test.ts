@@ -12,14 +12,8 @@ import type { Logger } from '../../runtime/logger';
 import { Engine } from '../../shard/engine/engine';
 import { FakeClock } from '../../shard/engine/clock';
 import { MemoryStore } from '../../shard/engine/store';
-import {
-  RegistrationOptions,
-  LookupRegistration,
-  backoffDelay,
-  holdingsOf,
-  parseChannelsResponse,
-  parseIdentifyResponse,
-} from '../../shard/registration';
+import { backoffDelay, parseIdentifyResponse, type RegistrationOptions } from '../../shard/lookup-peer';
+import { LookupRegistration, holdingsOf, parseChannelsResponse } from '../../shard/registration';
 import { LookupV1Decoder, encodeResponse } from '../../wire/lookup-v1';
 import { waitFor } from '../helpers/process';
 
