@@ -7,6 +7,7 @@
 import http from 'node:http';
 import type { Express } from 'express';
 import { createGateway, Gateway } from '../../gateway/app';
+import { ERRORS } from '../../gateway/errors';
 import { ROUTE_TEMPLATES } from '../../gateway/http-metrics';
 import { InProcessShard, startInProcessShard } from '../helpers/gateway';
 import { expectDocumented, openapiDoc } from '../helpers/openapi';
@@ -85,6 +86,13 @@ describe('openapi.yaml is well formed', () => {
   it('gives every operation its own id', () => {
     const ids = operations().map(([, , op]) => op.operationId as string);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('names every code of the error catalogue', () => {
+    const r = openapiDoc.components.responses as Obj;
+    const text = `${r.error.description} ${r.rateLimited.description}`;
+    const missing = Object.keys(ERRORS).filter((code) => !new RegExp(`\\b${code}\\b`).test(text));
+    expect(missing).toEqual([]);
   });
 
   it('documents 429 with Retry-After on publishing, consuming and receipts', () => {
