@@ -18,6 +18,7 @@ import { DEFAULT_SHARD_CLIENT_OPTIONS, ShardClient, ShardClientOptions } from '.
 import { FetchNodes, Topology } from './topology';
 import { loadWebhookConfig, WebhookTopic } from './webhooks';
 import { createGatewayMetrics } from './metrics';
+import { HttpRequestCounts } from './http-metrics';
 import { createAdmin } from './admin/router';
 import { Consumption, ConsumeOptions, DEFAULT_CONSUME_OPTIONS } from './consume';
 import { consumeRouter, createConsumeApi } from './consume-api';
@@ -146,7 +147,8 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
     },
   );
   const cors = new Cors(opts.corsOrigins);
-  const metrics = createGatewayMetrics({ publisher, topology, breakerState }, deps.processMetrics ?? true);
+  const requests = new HttpRequestCounts();
+  const metrics = createGatewayMetrics({ publisher, topology, breakerState, requests }, deps.processMetrics ?? true);
   registerConsumeMetrics(metrics, consume);
   const d: api.ApiDeps = {
     limits: { maxMsgSize: opts.maxMsgSize, maxBodySize: opts.maxBodySize, maxDeferMs: opts.maxDeferMs },
@@ -168,6 +170,11 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Request metrics for library use of the app; the front handler has already started this one's clock.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    requests.track(req, res);
+    next();
+  });
   const admin = createAdmin({ placementCount: opts.publisher.placementCount }, { topology, auth, logger, publishBreakerOpen: shardPool.isUnavailable, uiDir: path.join(root, 'gateway', 'admin', 'ui') });
   app.use(admin.router);
   if (cors.enabled) app.use((req: Request, res: Response, next: NextFunction) => (cors.handle(req, res) ? undefined : next()));
@@ -212,6 +219,7 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
 
   // ---- the front router: publish paths straight to their handlers ----
   const handler: http.RequestListener = (req, res) => {
+    requests.track(req, res);
     if (cors.enabled && cors.handle(req, res)) return;
     if (req.method === 'POST') {
       const url = req.url ?? '/';

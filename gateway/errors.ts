@@ -23,6 +23,7 @@ export const ERRORS = {
   NOT_FOUND: [404, 'no such endpoint'],
   TOPIC_NOT_FOUND: [404, 'no shard holds this topic'],
   CHANNEL_NOT_FOUND: [404, 'no shard of this topic has this channel'],
+  SHARD_NOT_FOUND: [404, 'no such shard is known to this gateway'],
   METHOD_NOT_ALLOWED: [405, 'method not allowed on this endpoint'],
   RECEIPT_STALE: [409, 'the message was delivered again since this receipt was issued; the newer delivery is untouched'],
   NOT_IN_FLIGHT: [409, 'the message is no longer in flight: already acked or requeued, or its lease ran out'],
@@ -35,8 +36,10 @@ export const ERRORS = {
   TOO_MANY_REQUESTS: [429, 'too many publishes waiting; retry shortly'],
   RATE_LIMITED: [429, 'this API key is over its request rate or concurrency limit; retry after Retry-After seconds'],
   INTERNAL: [500, 'internal error'],
+  ACTION_FAILED: [502, 'the action failed on some or all shards (see details.steps)'],
   NO_SHARD: [503, 'no shard is available'],
   SHARD_UNAVAILABLE: [503, 'every shard tried failed'],
+  TOO_MANY_VIEWERS: [503, 'too many live admin viewers on this gateway'],
   CONSUME_DISABLED: [503, 'consuming is off on this gateway: it was started without --receipt-secret'],
 } as const satisfies Record<string, readonly [number, string]>;
 

@@ -1,8 +1,9 @@
 // Prometheus /metrics for a gateway (prom-client, one registry per gateway): everything is read
-// from running totals at scrape time, so publishing pays nothing for it.
+// from running totals at scrape time, so publishing pays nothing for it beyond adding to them.
 
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { totalCounter } from '../runtime/metrics';
+import { HttpRequestCounts, registerHttpMetrics } from './http-metrics';
 import type { Publisher } from './publish';
 import type { BreakerState } from './shards';
 import type { Topology } from './topology';
@@ -11,12 +12,14 @@ export interface MetricsSources {
   publisher: Publisher;
   topology: Topology;
   breakerState(address: string): BreakerState;
+  /** Requests per route, method and status, and their latency (counted by app.ts's hook). */
+  requests: HttpRequestCounts;
 }
-
 
 export function createGatewayMetrics(s: MetricsSources, processMetrics = true): Registry {
   const registry = new Registry();
   if (processMetrics) collectDefaultMetrics({ register: registry, prefix: 'sluice_gateway_' });
+  registerHttpMetrics(registry, s.requests);
   const c = s.publisher.counts;
   totalCounter(registry, 'sluice_gateway_published_messages_total', 'Messages a shard acknowledged through this gateway (duplicates included)', () => c.published);
   totalCounter(registry, 'sluice_gateway_shard_calls_total', 'Publish calls to shards (coalesced single publishes share one)', () => c.shardCalls);

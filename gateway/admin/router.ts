@@ -9,7 +9,7 @@ import express, { NextFunction, Request, Response, Router } from 'express';
 import type { Logger } from '../../runtime/logger';
 import { isValidName } from '../../wire/names';
 import { Auth, isAdmin } from '../auth';
-import { GatewayError, sendError, sendJson } from '../errors';
+import { GatewayError, sendError, sendJson, toGatewayError } from '../errors';
 import type { Topology } from '../topology';
 import { Action, ActionContext, ActionResult, Actor, channelAction, TOPIC_ACTIONS, tombstone, topicAction } from './actions';
 import { Aggregator, AggregatorOptions, DEFAULT_AGGREGATOR_OPTIONS } from './aggregator';
@@ -44,29 +44,11 @@ export interface Admin {
 /** The shard endpoints the passthrough forwards (GET only). */
 export const PASSTHROUGH = new Set(['stats', 'info', 'ping', 'metrics']);
 
-// Errors only the admin API has, rendered in the gateway's one shape (to move into errors.ts once
-// the consume work there has landed).
-const ADMIN_ERRORS: Record<string, [number, string]> = {
-  SHARD_NOT_FOUND: [404, 'no such shard is known to this gateway'],
-  ACTION_FAILED: [502, 'the action failed on some or all shards (see details.steps)'],
-  TOO_MANY_VIEWERS: [503, 'too many live admin viewers on this gateway'],
-};
-
 const LOCAL_HOST = /^(localhost|\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])(:\d+)?$/;
 
-class AdminError extends Error {
-  constructor(readonly code: string, readonly details: Record<string, unknown> = {}) {
-    super(ADMIN_ERRORS[code][1]);
-  }
-}
-
 function fail(res: Response, err: unknown, logger: Logger): void {
-  if (err instanceof AdminError) {
-    sendJson(res, ADMIN_ERRORS[err.code][0], { error: { code: err.code, message: err.message, details: err.details } });
-    return;
-  }
   if (!(err instanceof GatewayError)) logger.error('admin request failed', { error: err instanceof Error ? err.stack : String(err) });
-  sendError(res, err instanceof GatewayError ? err : new GatewayError('INTERNAL'));
+  sendError(res, toGatewayError(err));
 }
 
 const UI_FILES: Record<string, string> = { '': 'index.html', 'index.html': 'index.html', 'admin.js': 'admin.js', 'admin.css': 'admin.css' };
@@ -128,7 +110,7 @@ export function createAdmin(options: Partial<AdminOptions>, deps: AdminDeps): Ad
     return c;
   };
   const knownShard = (s: unknown): string => {
-    if (typeof s !== 'string' || !topology.nodes().includes(s)) throw new AdminError('SHARD_NOT_FOUND', { shard: String(s) });
+    if (typeof s !== 'string' || !topology.nodes().includes(s)) throw new GatewayError('SHARD_NOT_FOUND', { shard: String(s) });
     return s;
   };
   // Browsers send Origin on cross-origin POSTs: an open gateway must not be steerable from another site.
@@ -150,7 +132,7 @@ export function createAdmin(options: Partial<AdminOptions>, deps: AdminDeps): Ad
       if (r.channel !== undefined && r.action !== 'channel.create') throw new GatewayError('CHANNEL_NOT_FOUND', { topic: r.topic, channel: r.channel });
       throw new GatewayError('TOPIC_NOT_FOUND', { topic: r.topic });
     }
-    throw new AdminError('ACTION_FAILED', { ...r });
+    throw new GatewayError('ACTION_FAILED', { ...r });
   };
   const actionParam = (req: Request): Action => {
     const a = String(req.params.action);
@@ -258,7 +240,7 @@ export function createAdmin(options: Partial<AdminOptions>, deps: AdminDeps): Ad
   }
 
   function liveStream(req: Request, res: Response): void {
-    if (aggregator.viewerCount >= opts.maxViewers) throw new AdminError('TOO_MANY_VIEWERS', { max: opts.maxViewers });
+    if (aggregator.viewerCount >= opts.maxViewers) throw new GatewayError('TOO_MANY_VIEWERS', { max: opts.maxViewers });
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no', Connection: 'keep-alive' });
     res.flushHeaders();
     const send = (event: string, data: unknown) => {
