@@ -67,7 +67,13 @@ export class LookupV1Decoder {
     this.input.append(chunk);
     const out: DecodedItem[] = [];
     while (this.step(out));
+    this.input.settle();
     return out;
+  }
+
+  /** Bytes of memory held between pushes (at most max(64 KiB, 4 × an unfinished line or IDENTIFY body)). */
+  get retainedBytes(): number {
+    return this.input.retainedBytes;
   }
 
   /** The peer closed its side: a half-read IDENTIFY is reported as nsqlookupd reports a short read. */
@@ -311,6 +317,7 @@ export class LookupResponseDecoder {
       out.push(Buffer.from(buf.subarray(4, 4 + size)));
       this.input.consume(4 + size);
     }
+    this.input.settle();
     return out;
   }
 }

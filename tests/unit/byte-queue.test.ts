@@ -6,10 +6,11 @@ import { ByteQueue } from '../../wire/byte-queue';
 import { LookupV1Decoder, MAGIC_V1, encodeIdentify } from '../../wire/lookup-v1';
 
 describe('ByteQueue', () => {
-  it('holds exactly the unconsumed bytes for any sequence of appends and consumes', () => {
+  it('holds exactly the unconsumed bytes for any sequence of appends, consumes and settles', () => {
     const op = fc.oneof(
       fc.record({ append: fc.uint8Array({ maxLength: 700 }) }),
       fc.record({ consume: fc.nat({ max: 900 }) }),
+      fc.record({ settle: fc.constant(true) }),
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
@@ -22,6 +23,8 @@ describe('ByteQueue', () => {
             q.append(chunk);
             model = Buffer.concat([model, chunk]);
             if (!chunk.equals(before)) return false; // the caller's chunk is never written to
+          } else if ('settle' in o) {
+            q.settle();
           } else {
             q.consume(o.consume);
             model = model.subarray(Math.min(o.consume, model.length));
@@ -42,6 +45,24 @@ describe('ByteQueue', () => {
     q.append(Buffer.from('def'));
     expect(first.toString()).toBe('abc');
     expect(q.bytes.toString()).toBe('bcdef');
+  });
+
+  it('after settle() holds no reference to the caller\'s chunk and no outgrown buffer', () => {
+    const q = new ByteQueue();
+    const big = Buffer.alloc(1 << 20, 7);
+    q.append(Buffer.from('x')); // something held, so the next append copies into an owned buffer
+    q.append(big);
+    q.consume((1 << 20) - 9); // ten bytes left of a 1 MiB buffer
+    q.settle();
+    expect(q.length).toBe(10);
+    expect(q.retainedBytes).toBeLessThanOrEqual(64 * 1024);
+    const chunk = Buffer.from('hello world');
+    q.clear();
+    q.append(chunk);
+    q.consume(6);
+    q.settle();
+    chunk.fill(0); // the caller reuses its buffer
+    expect(q.bytes.toString()).toBe('world');
   });
 
   it('allocates O(log n) buffers when fed one byte at a time (a trickling peer costs linear copying)', () => {
