@@ -12,7 +12,7 @@ import type { OutMessage, Publisher, PublishResult } from './publish';
 import { describeErrors, Schemas } from './schemas';
 import type { BreakerState } from './shards';
 import type { Topology } from './topology';
-import type { KeyLimits } from './key-limits';
+import { limitKey, type KeyLimits } from './key-limits';
 import { describeEvent, DEFAULT_WEBHOOK_TOPIC, envelope, tryJson, verifySignature, WebhookTopic } from './webhooks';
 import type { Logger } from '../runtime/logger';
 import type { Registry } from 'prom-client';
@@ -37,7 +37,7 @@ export interface ApiDeps {
   logger: Logger;
   wallNow(): number;
   openapi: string;
-  /** Per-key rate and concurrency limits on publishes (gateway/key-limits.ts); absent = none. */
+  /** Per-key rate and concurrency limits, per endpoint family (gateway/key-limits.ts); absent = none. */
   keyLimits?: KeyLimits | null;
 }
 
@@ -101,7 +101,7 @@ function requirePublish(d: ApiDeps, c: Call, topic: string): void {
   const p = principal(d, c);
   if (p && !canPublish(p, topic)) throw new GatewayError('FORBIDDEN', { need: `publish:${topic}` });
   // after authentication, so an unknown key cannot use up a real key's budget
-  if (d.keyLimits) d.keyLimits.admit(p ? `key:${p.name}` : `addr:${c.req.socket.remoteAddress ?? ''}`, c.res);
+  if (d.keyLimits) d.keyLimits.admit('publish', limitKey(p, c.req), c.res);
 }
 
 function deferOf(d: ApiDeps, c: Call): number {

@@ -9,7 +9,7 @@ import { ApiDeps, Call, run } from './api';
 import { mediaType, readBody } from './body';
 import type { Group, Lease, Waiter } from './consumers';
 import type { Consumption } from './consume';
-import { ConsumeApi, ConsumeCall, consumer, intParam, param, requireConsume, service } from './consume-common';
+import { admit, ConsumeApi, ConsumeCall, consumer, intParam, param, requireConsume, service } from './consume-common';
 import { GatewayError, sendError, sendJson } from './errors';
 import { Op, settleHandler } from './receipts-api';
 import { ENCODINGS, Encoding, messageJson } from './render';
@@ -38,11 +38,14 @@ interface SubscribeParams {
   encoding: Encoding;
 }
 
-/** What every subscribe shares: names, auth, lease, encoding, and `max_attempts` (configures the channel). */
+/** What every subscribe shares: names, auth, per-key limits, lease, encoding, and `max_attempts` (configures the channel). */
 async function subscribeParams(d: ApiDeps, k: ConsumeApi, c: ConsumeCall): Promise<SubscribeParams> {
   const svc = service(k);
   const { topic, channel } = names(c);
-  requireConsume(consumer(d, c), topic, channel);
+  const who = consumer(d, c);
+  requireConsume(who, topic, channel);
+  // A long-poll or a stream holds its slot until it answers or closes: the per-key connection limit.
+  admit(d, c, 'consume', who);
   const o = svc.opts;
   const leaseMs = intParam(c, 'lease_ms', o.defaultLeaseMs, o.minLeaseMs, o.maxLeaseMs);
   const encoding = encodingOf(c);

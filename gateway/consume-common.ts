@@ -1,6 +1,6 @@
-// What every consuming endpoint shares: the call and service types, query parameters, and who
-// the caller is — from Authorization, or (EventSource cannot send headers) ?token= or the
-// sluice_token cookie — with the consume scope its channel needs.
+// What every consuming endpoint shares: the call and service types, query parameters, who the
+// caller is — from Authorization, or (EventSource cannot send headers) ?token= or the
+// sluice_token cookie — with the consume scope its channel needs, and the caller's per-key limits.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import type { ApiDeps, Call } from './api';
 import { canConsume, Principal } from './auth';
 import type { Consumption } from './consume';
 import { GatewayError } from './errors';
+import { limitKey, type LimitFamily } from './key-limits';
 import { loadSchemaDir } from './schemas';
 
 export interface ConsumeCall extends Call {
@@ -80,6 +81,14 @@ export function consumer(d: ApiDeps, c: Call): Principal | null {
 
 export function requireConsume(p: Principal | null, topic: string, channel: string): void {
   if (p && !canConsume(p, topic, channel)) throw new GatewayError('FORBIDDEN', { need: `consume:${topic}/${channel}` });
+}
+
+/**
+ * Counts the request against its caller's budget in `family` (429 RATE_LIMITED when over). Called
+ * after authentication, so an unknown key cannot use up a real key's budget.
+ */
+export function admit(d: ApiDeps, c: Call, family: LimitFamily, p: Principal | null): void {
+  if (d.keyLimits) d.keyLimits.admit(family, limitKey(p, c.req), c.res);
 }
 
 export function service(k: ConsumeApi): Consumption {

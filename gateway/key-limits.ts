@@ -1,18 +1,30 @@
-// Per-key admission for the publish endpoints: a token bucket (--rate-limit per second, up to
-// --rate-burst at once) and a cap on requests in progress (--key-concurrency) for each API key,
-// so one key cannot starve the others. Over either limit: 429 RATE_LIMITED with Retry-After.
+// Per-key admission: a token bucket (--rate-limit per second, up to --rate-burst at once) and a
+// cap on requests in progress (--key-concurrency) for each API key (or client address without
+// --auth-file), so one key cannot starve the others. Over either limit: 429 RATE_LIMITED with
+// Retry-After.
+//
+// Each endpoint family has its own buckets, each as large as the flags say: publishes, consuming
+// (long-polls and SSE streams) and receipts (ack/requeue/touch). A consumer's open streams and
+// waiting long-polls hold concurrency slots for as long as they last (that is the per-key
+// connection limit); in one shared budget they would refuse the same key's publishes, and —
+// worse — the acks that give a stream its credit back, so a key with one slot and one stream could
+// never ack. Separate budgets keep each family's limit meaningful on its own.
 
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal } from './auth';
 import { GatewayError } from './errors';
 
 export interface KeyLimitOptions {
-  /** Requests per second per key; 0 = no rate limit. */
+  /** Requests per second per key and family; 0 = no rate limit. */
   ratePerSec: number;
   /** Bucket size: requests a key may make at once after being idle (default: one second's worth). */
   burst: number;
-  /** Requests in progress at once per key; 0 = unlimited. */
+  /** Requests in progress (open streams included) at once per key and family; 0 = unlimited. */
   maxConcurrent: number;
 }
+
+/** Endpoint families with separate budgets (see the header). */
+export type LimitFamily = 'publish' | 'consume' | 'receipts';
 
 interface Bucket {
   tokens: number;
@@ -22,6 +34,11 @@ interface Bucket {
 
 // Without API keys the limits apply per client address; this bounds that map.
 const MAX_TRACKED = 10_000;
+
+/** Whom a request counts against: the API key's name, or the client address when the gateway is open. */
+export function limitKey(p: Principal | null, req: IncomingMessage): string {
+  return p ? `key:${p.name}` : `addr:${req.socket.remoteAddress ?? ''}`;
+}
 
 export class KeyLimits {
   private readonly buckets = new Map<string, Bucket>();
@@ -36,23 +53,26 @@ export class KeyLimits {
   }
 
   /**
-   * Admits one request of `key` (an API key's name, or the client address without auth) or
-   * throws RATE_LIMITED; an admitted request counts as in progress until its response closes.
+   * Admits one request of `key` (from limitKey) to `family`'s budget or throws RATE_LIMITED; an
+   * admitted request counts as in progress until its response closes (for an SSE stream: until
+   * the stream ends or its client goes away).
    */
-  admit(key: string, res: ServerResponse): void {
+  admit(family: LimitFamily, key: string, res: ServerResponse): void {
     if (!this.enabled) return;
-    const b = this.bucket(key);
+    const b = this.bucket(family + ' ' + key);
     if (this.o.ratePerSec > 0) {
       const t = this.now();
       b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.o.ratePerSec);
       b.at = t;
       if (b.tokens < 1) {
         const waitMs = ((1 - b.tokens) / this.o.ratePerSec) * 1000;
-        throw new GatewayError('RATE_LIMITED', { limit: 'rate', retry_after_s: Math.max(1, Math.ceil(waitMs / 1000)) });
+        throw new GatewayError('RATE_LIMITED', { limit: 'rate', family, retry_after_s: Math.max(1, Math.ceil(waitMs / 1000)) });
       }
     }
-    if (this.o.maxConcurrent > 0) {
-      if (b.active >= this.o.maxConcurrent) throw new GatewayError('RATE_LIMITED', { limit: 'concurrency', retry_after_s: 1 });
+    // A response already torn down may have emitted 'close' before we could listen for it; it
+    // is not counted rather than holding a slot forever.
+    if (this.o.maxConcurrent > 0 && !res.destroyed) {
+      if (b.active >= this.o.maxConcurrent) throw new GatewayError('RATE_LIMITED', { limit: 'concurrency', family, retry_after_s: 1 });
       b.active++;
       let released = false;
       const release = () => {
@@ -65,8 +85,8 @@ export class KeyLimits {
     if (this.o.ratePerSec > 0) b.tokens -= 1;
   }
 
-  private bucket(key: string): Bucket {
-    let b = this.buckets.get(key);
+  private bucket(id: string): Bucket {
+    let b = this.buckets.get(id);
     if (!b) {
       if (this.buckets.size >= MAX_TRACKED) {
         // forget an idle key (its bucket refills to full anyway once idle long enough)
@@ -78,7 +98,7 @@ export class KeyLimits {
         }
       }
       b = { tokens: this.burst, at: this.now(), active: 0 };
-      this.buckets.set(key, b);
+      this.buckets.set(id, b);
     }
     return b;
   }

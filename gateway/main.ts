@@ -37,9 +37,9 @@ export const gatewayFlags = {
   consumeLease: flag.duration(DEFAULT_CONSUME_OPTIONS.defaultLeaseMs, 'lease of a consumed message when the consumer does not ask (lease_ms)'),
   maxLease: flag.duration(DEFAULT_CONSUME_OPTIONS.maxLeaseMs, 'longest lease a consumer may ask for (keep <= the shards\' --max-msg-timeout)'),
   maxWait: flag.duration(DEFAULT_CONSUME_OPTIONS.maxWaitMs, 'longest long-poll wait a consumer may ask for (wait_ms)'),
-  rateLimit: flag.int(0, 'publish requests per second allowed per API key (per client address without --auth-file); 0 = no limit', 0),
-  rateBurst: flag.int(0, 'publish requests a key may make at once above --rate-limit (default: one second\'s worth)', 0),
-  keyConcurrency: flag.int(0, 'publish requests in progress at once per API key; 0 = no limit', 0),
+  rateLimit: flag.int(0, 'requests per second allowed per API key (per client address without --auth-file) in each family — publishes, consuming (long-polls, stream opens), receipts (ack/requeue/touch) — each its own budget; 0 = no limit', 0),
+  rateBurst: flag.int(0, 'requests a key may make at once above --rate-limit, per family (default: one second\'s worth)', 0),
+  keyConcurrency: flag.int(0, 'requests in progress at once per API key in each family, open SSE streams and waiting long-polls included (the per-key connection limit); 0 = no limit', 0),
   ...httpTimeoutFlags,
   logLevel: flag.string('info', 'log level: error, warn, info or debug'),
 };

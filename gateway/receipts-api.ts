@@ -7,7 +7,7 @@ import type { ApiDeps, Call } from './api';
 import { canConsume } from './auth';
 import { mediaType, readBody } from './body';
 import type { ResultCode, SettleRequest, SettleResult } from './consume';
-import { ConsumeApi, consumer, intParam, param, service } from './consume-common';
+import { admit, ConsumeApi, consumer, intParam, param, service } from './consume-common';
 import { ErrorCode, GatewayError, sendJson } from './errors';
 import { describeErrors } from './schemas';
 
@@ -70,6 +70,8 @@ export function settleHandler(op: Op) {
   return async (d: ApiDeps, k: ConsumeApi, c: Call): Promise<void> => {
     const svc = service(k);
     const who = consumer(d, c);
+    // One request is one unit of the rate, however many receipts its body carries.
+    admit(d, c, 'receipts', who);
     const { reqs, single } = await settleRequests(d, k, c, op);
     const results: SettleResult[] = await svc.settle(op, reqs, (f) => !who || canConsume(who, f.topic, f.channel));
     if (single) {

@@ -103,15 +103,31 @@ export class Channel {
 
   put(m: Message): void {
     this.messageCount++;
-    const wallNow = this.ctx.clock.wallNow();
-    if (m.deferUntil > wallNow) {
-      this.addDeferred(m, this.ctx.clock.now() + (m.deferUntil - wallNow));
-      this.commit();
-      return;
+    if (m.deferUntil !== 0) {
+      const due = this.publishDue(m);
+      if (due > this.ctx.clock.now()) {
+        this.addDeferred(m, due);
+        this.commit();
+        return;
+      }
     }
     m.deferUntil = 0;
+    m.deferDueMono = 0;
     this.enqueue(m);
     this.pump();
+  }
+
+  /**
+   * When a deferred publish is due, on the monotonic clock. A message kept in memory since its
+   * publish knows exactly. One read back from a disk queue (or saved before a restart) knows only
+   * its wall-clock due time, which a clock step since the publish has moved: it is trusted for no
+   * longer than the delay asked for at publish, so a clock stepped back cannot hold it for hours
+   * (a clock stepped forward can still release it early).
+   */
+  private publishDue(m: Message): number {
+    if (m.deferDueMono !== 0) return m.deferDueMono;
+    const left = Math.min(m.deferUntil - this.ctx.clock.wallNow(), m.deferUntil - m.timestamp / 1e6);
+    return this.ctx.clock.now() + left;
   }
 
   putDeferred(m: Message, delayMs: number): void {
@@ -378,6 +394,7 @@ export class Channel {
   private addDeferred(m: Message, dueMono: number): void {
     if (this.deferred.has(m.id) || this.inFlight.has(m.id)) return; // a replayed duplicate
     m.deferUntil = 0;
+    m.deferDueMono = 0;
     m.pri = dueMono;
     if (this.journal) m.journalSeq = this.journal.take(m, 'deferred', this.ctx.clock.wallNow() + (dueMono - this.ctx.clock.now()));
     this.deferred.set(m.id, m);

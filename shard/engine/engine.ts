@@ -205,7 +205,12 @@ export class Engine {
     const t = this.topic(topicName);
     return this.storing(t, () => {
       const m = this.newMessage(body);
-      if (deferMs > 0) m.deferUntil = this.clock.wallNow() + deferMs;
+      if (deferMs > 0) {
+        // the wall-clock due time is what a disk queue or a restart keeps; the monotonic one is
+        // what counts while the message stays in memory (a wall-clock step cannot move it)
+        m.deferUntil = this.clock.wallNow() + deferMs;
+        m.deferDueMono = this.clock.now() + deferMs;
+      }
       t.put(m);
       t.flush();
       return m;

@@ -24,6 +24,12 @@ export class Message implements WireMessage {
   journalSeq = 0;
   /** Wall-clock due time of a deferred publish still buffered in its topic; 0 when none. */
   deferUntil = 0;
+  /**
+   * The same due time on this process's monotonic clock, while the message object has stayed in
+   * memory since it was published; 0 when unknown (read back from a disk queue, or saved before a
+   * restart). Only a wall-clock step between publish and delivery tells the two apart.
+   */
+  deferDueMono = 0;
 
   constructor(
     readonly id: string,
@@ -36,6 +42,7 @@ export class Message implements WireMessage {
     const m = new Message(this.id, this.body, this.timestamp);
     m.attempts = this.attempts;
     m.deferUntil = this.deferUntil;
+    m.deferDueMono = this.deferDueMono;
     return m;
   }
 }

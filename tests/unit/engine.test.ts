@@ -188,6 +188,45 @@ describe('engine: in flight', () => {
     expect(ch.stats().timeout_count).toBe(0);
     expect(ch.stats().in_flight_count).toBe(1);
   });
+
+  it.each([
+    ['forward', 3_600_000],
+    ['backward', -3_600_000],
+  ])('a deferred publish waiting in a paused topic keeps its due time when the wall clock steps %s', (_dir, step) => {
+    const { engine, clock, runScheduled } = setup();
+    const c = new TestConsumer(1, 10, 60_000);
+    engine.channel('t', 'c').addConsumer(c);
+    engine.topic('t').pause();
+    engine.publish('t', b('later'), 2000);
+    clock.stepWall(step);
+    clock.advance(500);
+    engine.topic('t').unpause();
+    runScheduled();
+    engine.tick();
+    expect(c.bodies()).toEqual([]);
+    clock.advance(1499);
+    engine.tick();
+    expect(c.bodies()).toEqual([]);
+    clock.advance(1);
+    engine.tick();
+    expect(c.bodies()).toEqual(['later']);
+  });
+
+  it('a deferred publish read back from a topic\'s disk queue waits no longer than its delay after the wall clock steps back', () => {
+    const { engine, clock, runScheduled } = setup({ memQueueSize: 0 });
+    const c = new TestConsumer(1, 10, 60_000);
+    engine.channel('t', 'c').addConsumer(c);
+    engine.topic('t').pause();
+    engine.publish('t', b('later'), 2000);
+    clock.stepWall(-3_600_000);
+    engine.topic('t').unpause();
+    runScheduled();
+    engine.tick();
+    expect(c.bodies()).toEqual([]);
+    clock.advance(2000);
+    engine.tick();
+    expect(c.bodies()).toEqual(['later']);
+  });
 });
 
 describe('engine: pause, empty, delete', () => {
