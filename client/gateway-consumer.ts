@@ -49,6 +49,8 @@ export interface GatewayConsumerOptions {
   /** Most receipts in one settle request (default 500). */
   maxReceiptBatch?: number;
   userAgent?: string;
+  /** Monotonic clock in ms (default performance.now). */
+  now?: () => number;
 }
 
 export interface GatewayConsumerStats {
@@ -124,9 +126,11 @@ export class GatewayConsumer extends EventEmitter implements MessageSource, Mess
   private connected = false;
   private idle: (() => void) | null = null;
   private readonly counts = { received: 0, finished: 0, requeued: 0, discarded: 0 };
+  private readonly now: () => number;
 
   constructor(private readonly o: GatewayConsumerOptions) {
     super();
+    this.now = o.now ?? (() => performance.now());
     if (!isValidName(o.topic)) throw new RangeError(`invalid topic name ${JSON.stringify(o.topic)}`);
     if (!isValidName(o.channel)) throw new RangeError(`invalid channel name ${JSON.stringify(o.channel)}`);
     this.topic = o.topic;
@@ -154,7 +158,7 @@ export class GatewayConsumer extends EventEmitter implements MessageSource, Mess
     if (this.started) return;
     this.started = true;
     try {
-      await this.pollOnce(this.credit(performance.now()) || 1, 0, true);
+      await this.pollOnce(this.credit(this.now()) || 1, 0, true);
     } catch (err) {
       this.closing = Promise.resolve();
       await this.http.destroy();
@@ -184,7 +188,7 @@ export class GatewayConsumer extends EventEmitter implements MessageSource, Mess
     if (receipt === undefined) return false;
     this.counts.finished++;
     this.queue('ack', { receipt, tries: 0 });
-    this.applyBackoff(this.backoff.signal(true, performance.now()));
+    this.applyBackoff(this.backoff.signal(true, this.now()));
     this.schedulePoll();
     return true;
   }
@@ -194,7 +198,7 @@ export class GatewayConsumer extends EventEmitter implements MessageSource, Mess
     if (receipt === undefined) return false;
     this.counts.requeued++;
     this.queue('requeue', { receipt, delayMs, tries: 0 });
-    if (backoff) this.applyBackoff(this.backoff.signal(false, performance.now()));
+    if (backoff) this.applyBackoff(this.backoff.signal(false, this.now()));
     this.schedulePoll();
     return true;
   }
@@ -233,7 +237,7 @@ export class GatewayConsumer extends EventEmitter implements MessageSource, Mess
 
   private schedulePoll(): void {
     if (!this.started || this.closing || this.poll || this.pollTimer) return;
-    const max = this.credit(performance.now());
+    const max = this.credit(this.now());
     if (max > 0) void this.pollOnce(max, this.o.waitMs ?? 20_000, false).catch(() => undefined);
   }
 
@@ -307,12 +311,11 @@ export class GatewayConsumer extends EventEmitter implements MessageSource, Mess
     }
   }
 
-  /** Polls once the pause is over (a timer may fire a little before performance.now() says it is: then it waits again). */
+  /** Polls once the pause is over (a timer may fire a little before this.now() says it is: then it waits again). */
   private pollAfterPause(ms: number): void {
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = null;
-      const now = performance.now();
-      if (this.backoff.inPause(now)) this.pollAfterPause(1);
+      if (this.backoff.inPause(this.now())) this.pollAfterPause(1);
       else this.schedulePoll();
     }, ms + 1);
   }
