@@ -80,12 +80,14 @@ describe('sluice pub --gateway', () => {
     }
   });
 
-  it('keeps to its batches when the gateway answers 429 (Retry-After) and still publishes every line', async () => {
+  it('waits as a rate-limited gateway’s 429 and Retry-After ask, and still publishes every line', async () => {
     const limited = await c.addGateway(['--rate-limit', '4', '--rate-burst', '2']);
     const lines = Array.from({ length: 60 }, (_, i) => `limited-${i}`);
     const pub = spawnTool(['pub', '--topic', 'gw-pub-limited', '--gateway', `http://${limited.http}`, '--batch-size', '10', '--in-flight', '2'], lines.join('\n'));
     expect(await exitCode(pub, 30_000)).toBe(0);
-    expect(pub.logs().filter((l) => l.message === 'batch not accepted, sending it again').length).toBeGreaterThan(0);
+    const resent = pub.logs().filter((l) => l.message === 'batch not accepted, sending it again');
+    expect(resent.length).toBeGreaterThan(0);
+    expect(resent.every((l) => /HTTP 429 RATE_LIMITED/.test(String(l.error)) && l.wait_ms === 1000)).toBe(true); // as Retry-After: 1 asked
     await waitFor(async () => (await publishedOnShards('gw-pub-limited')) === 60, 5000, '60 messages on the shards');
   });
 
@@ -149,7 +151,7 @@ describe('sluice to-http --gateway', () => {
     await mpub(c.shards[1], 'gw-hook', sent.slice(20));
     const tool = spawnTool([
       'to-http', '--topic', 'gw-hook', '--gateway', gwUrl, '--post', ep.url, '--allow-private-targets',
-      '--concurrency', '4', '--backoff', '20ms', '--max-backoff', '100ms', '--max-attempts', '20',
+      '--concurrency', '4', '--backoff', '20ms', '--max-backoff', '100ms', '--max-attempts', '20', '--progress-interval', '100ms',
     ]);
     try {
       await waitFor(() => ep.delivered().size === sent.length, 30_000, 'every message delivered').catch((err: Error) => {
@@ -161,6 +163,8 @@ describe('sluice to-http --gateway', () => {
       for (const body of failed) expect(ep.delivered().has(body)).toBe(true);
       expect(new Set(ep.requests.map((r) => r.body))).toEqual(new Set(sent));
       for (const s of c.shards) expect((await channelStats(s, 'gw-hook', 'nsq_to_http'))?.requeue_count).toBeGreaterThan(0);
+      // progress is reported in gateway mode too
+      await waitFor(() => tool.logs().some((l) => l.message === 'progress' && l.delivered === sent.length), 5000, 'a progress line with every delivery');
     } finally {
       expect(await tool.stop()).toBe(0);
       await ep.close();
