@@ -13,6 +13,7 @@ import { ConsumerLink, type LinkOwner } from './consumer-link';
 import { lookupTopic } from './lookup';
 import { Message } from './message';
 import { planRdy } from './rdy';
+import type { MessageSource } from './source';
 
 export interface ConsumerOptions extends ConnectionOptions {
   topic: string;
@@ -69,7 +70,7 @@ export interface Consumer {
   on(event: 'backoff', fn: (level: number, pauseMs: number) => void): this;
 }
 
-export class Consumer extends EventEmitter implements LinkOwner {
+export class Consumer extends EventEmitter implements LinkOwner, MessageSource {
   readonly topic: string;
   readonly channel: string;
   private readonly links = new Map<string, ConsumerLink>();

@@ -15,7 +15,11 @@ export type ClientErrorCode =
   /** A lookup could not be queried or answered something unexpected. */
   | 'LOOKUP_FAILED'
   /** The server broke the protocol (bad frame, unexpected answer). */
-  | 'PROTOCOL';
+  | 'PROTOCOL'
+  /** A gateway answered an HTTP error; see GatewayCallError for its status and error code. */
+  | 'HTTP_ERROR'
+  /** A gateway refused a receipt (its lease ended, it is stale…): the message will be delivered again. */
+  | 'SETTLE_FAILED';
 
 export class ClientError extends Error {
   override name = 'ClientError';
@@ -29,6 +33,21 @@ export class ClientError extends Error {
     readonly fatal = true,
   ) {
     super(message);
+  }
+}
+
+/** A gateway's error answer: the HTTP status and the `error.code` of its JSON body ('' if none). */
+export class GatewayCallError extends ClientError {
+  override name = 'GatewayCallError';
+
+  constructor(
+    readonly status: number,
+    readonly apiCode: string,
+    message: string,
+    /** Seconds the gateway asked us to wait (Retry-After), or null. */
+    readonly retryAfterS: number | null = null,
+  ) {
+    super('HTTP_ERROR', message);
   }
 }
 

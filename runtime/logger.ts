@@ -6,7 +6,7 @@ import winston from 'winston';
 export type Logger = winston.Logger;
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
-const SECRET_KEY = /^(authorization|cookie|set-cookie|token|access_token|secret|password|api_?key|receipt_secret|signature|x-hub-signature-256|stripe-signature)$/i;
+const SECRET_KEY = /^(authorization|cookie|set-cookie|token|access_token|gateway_?token|secret|password|api_?key|receipt_secret|signature|x-hub-signature-256|stripe-signature)$/i;
 const SECRET_QUERY = /([?&](?:token|access_token|secret|api_key)=)[^&\s"]*/gi;
 
 /** Returns a copy of `value` with credential-looking fields and query parameters masked. */

@@ -1,9 +1,14 @@
 // What every utility shares: the streams and exit it is handed by bin/ (so only bin/ touches
-// `process`), the discovery flags, progress reports on stderr, and short-flag aliases like -n.
+// `process`), the discovery and gateway flags and the consumer they choose, progress reports on
+// stderr, and short-flag aliases like -n.
 
 import { ConfigError, flag, parseHostPort } from '../runtime/config';
 import type { Logger } from '../runtime/logger';
-import type { Consumer, ConsumerOptions } from '../client/consumer';
+import { Consumer, type ConsumerOptions } from '../client/consumer';
+import { errorText, GatewayCallError } from '../client/errors';
+import { GatewayConsumer } from '../client/gateway-consumer';
+import { parseGatewayUrl } from '../client/gateway-http';
+import type { MessageSource } from '../client/source';
 
 /** The process as a tool sees it; bin/sluice.ts passes `process`, tests can pass fakes. */
 export interface ToolIO {
@@ -18,6 +23,39 @@ export const discoveryFlags = {
   nsqdTcpAddress: flag.list([], 'shard TCP address to connect to directly (repeatable)'),
   lookupdPollInterval: flag.duration(60_000, 'how often the lookups are asked again for the topic’s shards'),
 };
+
+/** Gateway mode: the same work over HTTP through a gateway instead of NSQ TCP to the shards. */
+export const gatewayFlags = {
+  gateway: flag.string('', 'gateway base URL (http:// or https://) to work through over HTTP, instead of the shard/lookup flags'),
+  gatewayToken: flag.string('', 'API key for --gateway, sent as "Authorization: Bearer"; prefer the environment variable (argv is visible to other users)'),
+};
+
+export interface GatewayTarget {
+  url: string;
+  /** '' when none was given. */
+  token: string;
+}
+
+/**
+ * Gateway mode or not: returns the gateway when --gateway is given (and then no TCP/lookup flag
+ * may be), null otherwise. `tcpFlags` names the tool's other flags for the error message.
+ */
+export function gatewayTarget(c: { gateway: string; gatewayToken: string }, tcpGiven: boolean, tcpFlags: string): GatewayTarget | null {
+  if (c.gateway === '') {
+    if (c.gatewayToken !== '') throw new ConfigError('--gateway-token (SLUICE_GATEWAY_TOKEN) is only used with --gateway');
+    if (!tcpGiven) throw new ConfigError(`give --gateway or ${tcpFlags}`);
+    return null;
+  }
+  if (tcpGiven) throw new ConfigError(`give either --gateway or ${tcpFlags}, not both`);
+  try {
+    parseGatewayUrl(c.gateway);
+  } catch (err) {
+    throw new ConfigError(`--gateway: ${errorText(err)}`);
+  }
+  // the key goes into a header as it is: refuse what would break it (or smuggle another header)
+  if (c.gatewayToken !== '' && !/^[\x21-\x7e]+$/.test(c.gatewayToken)) throw new ConfigError('--gateway-token: printable ASCII without spaces expected');
+  return { url: c.gateway, token: c.gatewayToken };
+}
 
 export const commonFlags = {
   progressInterval: flag.duration(5_000, 'how often counts and rates are logged on stderr (0: never)'),
@@ -35,9 +73,19 @@ export function discoveryOptions(c: { lookupdHttpAddress: string[]; nsqdTcpAddre
   'lookupdHttpAddresses' | 'nsqdTcpAddresses' | 'lookupdPollIntervalMs'
 > {
   if (c.lookupdHttpAddress.length + c.nsqdTcpAddress.length === 0)
-    throw new ConfigError('give --lookupd-http-address or --nsqd-tcp-address');
+    throw new ConfigError('give --gateway, --lookupd-http-address or --nsqd-tcp-address');
   for (const a of c.nsqdTcpAddress) parseHostPort(a);
   return { lookupdHttpAddresses: c.lookupdHttpAddress, nsqdTcpAddresses: c.nsqdTcpAddress, lookupdPollIntervalMs: c.lookupdPollInterval };
+}
+
+type SourceConfig = { lookupdHttpAddress: string[]; nsqdTcpAddress: string[]; lookupdPollInterval: number; gateway: string; gatewayToken: string };
+type SourceOptions = Pick<ConsumerOptions, 'topic' | 'channel' | 'maxInFlight' | 'maxAttempts' | 'backoffMultiplierMs' | 'maxBackoffMs' | 'userAgent'>;
+
+/** The consumer the flags ask for: through the gateway (--gateway) or straight to the shards. */
+export function openSource(c: SourceConfig, o: SourceOptions): MessageSource {
+  const gw = gatewayTarget(c, c.lookupdHttpAddress.length + c.nsqdTcpAddress.length > 0, '--lookupd-http-address or --nsqd-tcp-address');
+  if (gw) return new GatewayConsumer({ ...o, gatewayUrl: gw.url, token: gw.token || undefined });
+  return new Consumer({ ...o, ...discoveryOptions(c) });
 }
 
 /**
@@ -143,10 +191,18 @@ function exitAfterFlush(io: ToolIO, code: number): void {
 }
 
 /** Logs a consumer's connections and errors (shared by the consuming tools). */
-export function watch(c: Consumer, logger: Logger): Consumer {
+export function watch(c: MessageSource, logger: Logger): MessageSource {
   c.on('connected', (address) => logger.info('connected', { address, topic: c.topic, channel: c.channel }));
   c.on('disconnected', (address, err) => (err ? logger.warn('disconnected', { address, error: err.message }) : logger.info('disconnected', { address })));
-  c.on('error', (err) => logger.warn('consumer error', { code: err.code, nsq_code: err.nsqCode || undefined, error: err.message }));
+  c.on('error', (err) =>
+    logger.warn('consumer error', {
+      code: err.code,
+      nsq_code: err.nsqCode || undefined,
+      status: err instanceof GatewayCallError ? err.status : undefined,
+      api_code: err instanceof GatewayCallError ? err.apiCode || undefined : undefined,
+      error: err.message,
+    }),
+  );
   c.on('backoff', (level, ms) => logger.debug('backing off', { level, pause_ms: ms }));
   return c;
 }

@@ -1,12 +1,14 @@
 // `sluice stat`: a topic's (or one channel's) depth, rates and counters summed over its shards
-// at intervals, read from each shard's HTTP /stats, in nsq_stat's columns.
+// at intervals, read from each shard's HTTP /stats — or, with --gateway, from the gateway's admin
+// API, which sums them over the shards itself — in nsq_stat's columns.
 
 import { getJson, lookupTopic } from '../client/lookup';
-import { errorText } from '../client/errors';
+import { errorText, GatewayCallError } from '../client/errors';
+import { GatewayHttp } from '../client/gateway-http';
 import { ConfigError, flag, parseHostPort } from '../runtime/config';
 import { defineProgram, type Program } from '../runtime/program';
 import { isValidName } from '../wire/names';
-import { commonFlags, finishOnce, parseCount, requireTopic, shortFlags, type ToolIO } from './common';
+import { commonFlags, finishOnce, gatewayFlags, gatewayTarget, parseCount, requireTopic, shortFlags, type GatewayTarget, type ToolIO } from './common';
 
 const flags = {
   topic: flag.string('', 'topic to watch (required)'),
@@ -15,7 +17,9 @@ const flags = {
   nsqdHttpAddress: flag.list([], 'shard HTTP address to read /stats from (repeatable)'),
   interval: flag.duration(2_000, 'time between rows'),
   count: flag.int(0, 'stop after this many rows (0: never); also -n N', 0),
-  httpTimeout: flag.duration(2_000, 'timeout of each /stats and /lookup request'),
+  httpTimeout: flag.duration(2_000, 'timeout of each /stats and /lookup request (with --gateway, of each admin API request)'),
+  gateway: flag.string('', 'gateway base URL (http:// or https://): read the sums from its admin API (GET /v1/admin/topics/{topic}) instead of the shards'),
+  gatewayToken: { ...gatewayFlags.gatewayToken, help: gatewayFlags.gatewayToken.help + '; needs the admin scope' },
   logLevel: commonFlags.logLevel,
 };
 
@@ -79,6 +83,24 @@ export function sampleFromStats(doc: unknown, topic: string, channel: string): S
   return { ...summed, depth, memoryDepth: depth - backend, backendDepth: backend, messages: num(t.message_count) };
 }
 
+/**
+ * The sample from the gateway admin API's GET /v1/admin/topics/{topic} answer, whose topic and
+ * channels are already summed over the shards: the channel's, or the topic's own depth and
+ * message count with its channels' other counters summed (as from the shards directly).
+ */
+export function sampleFromAdminTopic(doc: unknown, channel: string): Sample {
+  const t = rec(rec(doc).topic);
+  const channels = list(t.channels);
+  if (channel !== '') {
+    const c = channels.find((x) => x.name === channel);
+    return c ? channelSample(c) : ZERO;
+  }
+  const summed = channels.map(channelSample).reduce(addSamples, ZERO);
+  const depth = num(t.depth);
+  const backend = num(t.backend_depth);
+  return { ...summed, depth, memoryDepth: depth - backend, backendDepth: backend, messages: num(t.message_count) };
+}
+
 export const HEADER =
   '------rate------+----------------depth----------------+--------------metadata---------------\n' +
   `${'ingress'.padStart(7)} ${'egress'.padStart(7)} | ${'total'.padStart(7)} ${'mem'.padStart(7)} ${'disk'.padStart(7)} ${'inflt'.padStart(5)} ${'def'.padStart(5)} | ${'req'.padStart(7)} ${'t-o'.padStart(7)} ${'msgs'.padStart(12)} ${'clients'.padStart(7)}\n`;
@@ -99,9 +121,30 @@ function httpBase(address: string): string {
   return /^https?:\/\//i.test(address) ? address.replace(/\/+$/, '') : `http://${address}`;
 }
 
+function isRefusal(err: unknown): err is GatewayCallError {
+  return err instanceof GatewayCallError && (err.status === 400 || err.status === 401 || err.status === 403);
+}
+
+/** Samples from the gateway's admin API (a topic not known yet reads as zeros, as from the shards). */
+function adminSampler(gw: GatewayTarget, topic: string, channel: string, timeoutMs: number): { sample(): Promise<Sample>; close(): Promise<void> } {
+  const http = new GatewayHttp({ url: gw.url, token: gw.token || undefined, connections: 1, userAgent: 'sluice-stat' });
+  const path = `/v1/admin/topics/${encodeURIComponent(topic)}`;
+  return {
+    async sample() {
+      try {
+        return sampleFromAdminTopic(JSON.parse((await http.call('GET', path, { timeoutMs })).text) as unknown, channel);
+      } catch (err) {
+        if (err instanceof GatewayCallError && err.apiCode === 'TOPIC_NOT_FOUND') return ZERO;
+        throw err;
+      }
+    },
+    close: () => http.close(),
+  };
+}
+
 export function program(io: ToolIO): Program<typeof flags> {
   return defineProgram({
-    summary: 'Prints a topic’s or channel’s depth, rates and counters summed over its shards at intervals (like nsq_stat).',
+    summary: 'Prints a topic’s or channel’s depth, rates and counters summed over its shards at intervals (like nsq_stat), read from the shards or from a gateway’s admin API (--gateway).',
     flags,
     async run(config, logger, args) {
       const short = shortFlags(args, { '-n': 'count' });
@@ -109,10 +152,10 @@ export function program(io: ToolIO): Program<typeof flags> {
       const topic = requireTopic(config.topic);
       if (!isValidName(topic)) throw new ConfigError(`invalid topic name "${topic}"`);
       if (config.channel !== '' && !isValidName(config.channel)) throw new ConfigError(`invalid channel name "${config.channel}"`);
-      if (config.lookupdHttpAddress.length + config.nsqdHttpAddress.length === 0)
-        throw new ConfigError('give --lookupd-http-address or --nsqd-http-address');
+      const gw = gatewayTarget(config, config.lookupdHttpAddress.length + config.nsqdHttpAddress.length > 0, '--lookupd-http-address or --nsqd-http-address');
       for (const a of config.nsqdHttpAddress) if (!/^https?:\/\//i.test(a)) parseHostPort(a);
       if (config.interval <= 0) throw new ConfigError('--interval must be positive');
+      const admin = gw ? adminSampler(gw, topic, config.channel, config.httpTimeout) : null;
 
       const shards = async (): Promise<string[]> => {
         const found = new Set(config.nsqdHttpAddress.map(httpBase));
@@ -124,7 +167,7 @@ export function program(io: ToolIO): Program<typeof flags> {
         return [...found];
       };
       const query = `/stats?format=json&topic=${encodeURIComponent(topic)}${config.channel ? `&channel=${encodeURIComponent(config.channel)}` : ''}&include_clients=false`;
-      const sample = async (): Promise<Sample> => {
+      const fromShards = async (): Promise<Sample> => {
         const docs = await Promise.all(
           (await shards()).map((base) =>
             getJson(base + query, config.httpTimeout).catch((err: unknown) => {
@@ -138,9 +181,11 @@ export function program(io: ToolIO): Program<typeof flags> {
 
       let timer: NodeJS.Timeout | null = null;
       let stopped = false;
+      const sample = admin ? admin.sample : fromShards;
       const finish = finishOnce(io, logger, async () => {
         stopped = true;
         if (timer) clearTimeout(timer);
+        await admin?.close();
       });
       let prev: Sample | null = null;
       let prevAt = 0;
@@ -152,6 +197,12 @@ export function program(io: ToolIO): Program<typeof flags> {
         try {
           cur = await sample();
         } catch (err) {
+          if (isRefusal(err)) {
+            // a wrong key or a missing admin scope will not fix itself
+            logger.error('the gateway refused the request', { status: err.status, api_code: err.apiCode || undefined, error: errorText(err) });
+            void finish(1);
+            return;
+          }
           logger.warn('sample failed', { error: errorText(err) });
           cur = prev ?? ZERO;
         }
@@ -164,7 +215,7 @@ export function program(io: ToolIO): Program<typeof flags> {
         if (count > 0 && rows >= count) void finish(0);
         else timer = setTimeout(() => void tick(), Math.max(0, config.interval - (performance.now() - at)));
       };
-      logger.info('watching', { topic, channel: config.channel || undefined });
+      logger.info('watching', { topic, channel: config.channel || undefined, gateway: admin ? gw?.url : undefined });
       void tick();
       return { close: () => finish(0) };
     },

@@ -2,12 +2,11 @@
 // #ephemeral channel by default, so tailing takes nothing from the topic's real consumers.
 
 import { randomInt } from 'node:crypto';
-import { Consumer } from '../client/consumer';
 import type { Message } from '../client/message';
 import { ConfigError, flag } from '../runtime/config';
 import { defineProgram, type Program, type Service } from '../runtime/program';
 import { isValidName } from '../wire/names';
-import { commonFlags, discoveryFlags, discoveryOptions, finishOnce, parseCount, Progress, shortFlags, watch, type ToolIO } from './common';
+import { commonFlags, discoveryFlags, finishOnce, gatewayFlags, openSource, parseCount, Progress, shortFlags, watch, type ToolIO } from './common';
 
 const flags = {
   topic: flag.list([], 'topic to print (repeatable)'),
@@ -16,12 +15,13 @@ const flags = {
   printTopic: flag.bool(false, 'print "<topic> | " before each message'),
   maxInFlight: flag.int(200, 'messages in flight at once over all shards', 1),
   ...discoveryFlags,
+  ...gatewayFlags,
   ...commonFlags,
 };
 
 export function program(io: ToolIO): Program<typeof flags> {
   return defineProgram({
-    summary: 'Prints the messages of one or more topics to stdout as they arrive, one per line (like nsq_tail).',
+    summary: 'Prints the messages of one or more topics to stdout as they arrive, one per line (like nsq_tail), from the shards (--lookupd-http-address, --nsqd-tcp-address) or through a gateway (--gateway).',
     flags,
     async run(config, logger, args) {
       const short = shortFlags(args, { '-n': 'count' });
@@ -32,8 +32,8 @@ export function program(io: ToolIO): Program<typeof flags> {
       for (const t of config.topic) if (!isValidName(t)) throw new ConfigError(`invalid topic name "${t}"`);
 
       const progress = new Progress(logger, ['messages'], config.progressInterval);
-      const consumers = config.topic.map(
-        (topic) => new Consumer({ topic, channel, maxInFlight: count > 0 ? Math.min(count, config.maxInFlight) : config.maxInFlight, userAgent: 'sluice-tail', ...discoveryOptions(config) }),
+      const consumers = config.topic.map((topic) =>
+        openSource(config, { topic, channel, maxInFlight: count > 0 ? Math.min(count, config.maxInFlight) : config.maxInFlight, userAgent: 'sluice-tail' }),
       );
       const close = async (): Promise<void> => {
         await Promise.all(consumers.map((c) => c.close()));

@@ -4,12 +4,11 @@
 
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
-import { Consumer } from '../client/consumer';
 import { errorText } from '../client/errors';
 import { ConfigError, flag } from '../runtime/config';
 import { defineProgram, type Program } from '../runtime/program';
 import { isValidName } from '../wire/names';
-import { commonFlags, discoveryFlags, discoveryOptions, finishOnce, Progress, requireTopic, watch, type ToolIO } from './common';
+import { commonFlags, discoveryFlags, finishOnce, gatewayFlags, openSource, Progress, requireTopic, watch, type ToolIO } from './common';
 import { Archiver, FileSink } from './file-sink';
 
 const flags = {
@@ -24,12 +23,13 @@ const flags = {
   maxInFlight: flag.int(200, 'messages in flight at once over all shards', 1),
   hostIdentifier: flag.string(os.hostname().split('.')[0], 'part of every file name: <topic>.<host-identifier>.<time>.<seq>.log'),
   ...discoveryFlags,
+  ...gatewayFlags,
   ...commonFlags,
 };
 
 export function program(io: ToolIO): Program<typeof flags> {
   return defineProgram({
-    summary: 'Persists a channel to rotating files, one message per line; each message is finished only once an fsync covers it.',
+    summary: 'Persists a channel to rotating files, one message per line; each message is finished only once an fsync covers it. Consumes from the shards or through a gateway (--gateway).',
     flags,
     async run(config, logger, args) {
       if (args.length > 0) throw new ConfigError(`unexpected argument "${args[0]}"`);
@@ -53,13 +53,7 @@ export function program(io: ToolIO): Program<typeof flags> {
         written: (n) => progress.add('written', n),
         failed: (err, n) => logger.error('write failed; messages requeued', { error: errorText(err), messages: n }),
       });
-      const consumer = new Consumer({
-        topic,
-        channel: config.channel,
-        maxInFlight: config.maxInFlight,
-        userAgent: 'sluice-to-file',
-        ...discoveryOptions(config),
-      });
+      const consumer = openSource(config, { topic, channel: config.channel, maxInFlight: config.maxInFlight, userAgent: 'sluice-to-file' });
       watch(consumer, logger).on('message', (m) => archiver.add(m));
       let timer: NodeJS.Timeout | null = setInterval(() => void archiver.flush(), config.syncInterval);
 

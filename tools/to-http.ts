@@ -7,13 +7,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import { exponentialDelay } from '../client/backoff';
-import { Consumer } from '../client/consumer';
 import { errorText } from '../client/errors';
 import type { Message } from '../client/message';
 import { ConfigError, flag } from '../runtime/config';
 import { defineProgram, type Program } from '../runtime/program';
 import { isValidName } from '../wire/names';
-import { commonFlags, discoveryFlags, discoveryOptions, finishOnce, Progress, requireTopic, watch, type ToolIO } from './common';
+import { commonFlags, discoveryFlags, finishOnce, gatewayFlags, openSource, Progress, requireTopic, watch, type ToolIO } from './common';
 import { anyAddress, checkTarget, deliver, DeliveryError, guardedLookup, parseEndpointUrl, publicOnly, type DeliveryOptions, type Endpoint } from './http-delivery';
 
 const flags = {
@@ -33,6 +32,7 @@ const flags = {
   maxRedirects: flag.int(5, 'redirects followed (each target checked like the first)', 0, 20),
   allowPrivateTargets: flag.bool(false, 'allow loopback, private, link-local and unique-local targets'),
   ...discoveryFlags,
+  ...gatewayFlags,
   ...commonFlags,
 };
 
@@ -67,7 +67,7 @@ class FanoutMemory {
 
 export function program(io: ToolIO): Program<typeof flags> {
   return defineProgram({
-    summary: 'Delivers each message of a channel to HTTP endpoints (POST or GET), retrying failures with exponential backoff.',
+    summary: 'Delivers each message of a channel to HTTP endpoints (POST or GET), retrying failures with exponential backoff; consumes from the shards or through a gateway (--gateway).',
     flags,
     async run(config, logger, args) {
       if (args.length > 0) throw new ConfigError(`unexpected argument "${args[0]}"`);
@@ -162,7 +162,7 @@ export function program(io: ToolIO): Program<typeof flags> {
         if (active === 0 && waiting.length === 0) idle?.();
       };
 
-      const consumer = new Consumer({
+      const consumer = openSource(config, {
         topic,
         channel: config.channel,
         maxInFlight: config.maxInFlight,
@@ -170,7 +170,6 @@ export function program(io: ToolIO): Program<typeof flags> {
         backoffMultiplierMs: config.backoff,
         maxBackoffMs: config.maxBackoff,
         userAgent: 'sluice-to-http',
-        ...discoveryOptions(config),
       });
       watch(consumer, logger);
       consumer.on('message', (m) => {

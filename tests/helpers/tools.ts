@@ -1,9 +1,11 @@
 // Shared by the tools-* integration tests: a cluster of one lookup and two shards on 127.0.0.1
-// (shards broadcast 127.0.0.1, so discovery never leaves this machine), each utility spawned as
+// (shards broadcast 127.0.0.1, so discovery never leaves this machine), optionally with gateways
+// in front (consuming on, one receipt secret for all), each utility spawned as
 // `node dist/bin/sluice.js <tool> …` with its stdin, stdout, logs and exit code at hand, and small
 // HTTP helpers to publish and read stats.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { GatewayProcess, startGateway } from './gateway';
 import { LookupProcess, startLookup } from './lookup';
 import { CLI, tempDir, waitFor } from './process';
 import { call, ShardProcess, startShard } from './shard';
@@ -13,19 +15,36 @@ export interface Cluster {
   shards: [ShardProcess, ShardProcess];
   /** "127.0.0.1:port" of the lookup's HTTP side, as --lookupd-http-address takes it. */
   lookupHttp: string;
+  /** Gateways started with addGateway(), stopped by close(). */
+  gateways: GatewayProcess[];
+  /** Starts a gateway in front of the cluster (extra flags appended) and waits until it sees both shards. */
+  addGateway(args?: string[]): Promise<GatewayProcess>;
   close(): Promise<void>;
 }
+
+/** The receipt secret of every gateway addGateway() starts. */
+export const RECEIPT_SECRET = 'tools-test-receipt-secret-0123456789';
 
 export async function startCluster(shardArgs: string[] = []): Promise<Cluster> {
   const lookup = await startLookup(['--broadcast-address', '127.0.0.1']);
   const dirs = [tempDir(), tempDir()];
   const args = ['--lookupd-tcp-address', lookup.tcpAddress, '--broadcast-address', '127.0.0.1', '--lookup-ping-interval', '250ms', ...shardArgs];
   const shards = (await Promise.all(dirs.map((d) => startShard(args, d.path)))) as [ShardProcess, ShardProcess];
+  const lookupHttp = lookup.base.replace('http://', '');
+  const gateways: GatewayProcess[] = [];
   return {
     lookup,
     shards,
-    lookupHttp: lookup.base.replace('http://', ''),
+    lookupHttp,
+    gateways,
+    async addGateway(extra: string[] = []) {
+      const gw = await startGateway(['--lookupd-http-address', lookupHttp, '--lookupd-poll-interval', '200ms', '--receipt-secret', RECEIPT_SECRET, ...extra]);
+      gateways.push(gw);
+      await waitFor(async () => (await gw.call('/readyz')).json().shards === 2, 10_000, 'the gateway to see both shards');
+      return gw;
+    },
     async close() {
+      await Promise.all(gateways.map((g) => g.stop()));
       await Promise.all(shards.map((s) => s.stop()));
       await lookup.stop();
       for (const d of dirs) d.remove();
@@ -103,9 +122,9 @@ export interface Tool {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Spawns `sluice <tool> …`; `stdin` is written and closed at once if given (else stdin is empty). */
-export function spawnTool(args: string[], stdin?: string | Buffer): Tool {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+/** Spawns `sluice <tool> …`; `stdin` is written and closed at once if given (else stdin is empty); `env` is added to this process's. */
+export function spawnTool(args: string[], stdin?: string | Buffer, env?: NodeJS.ProcessEnv): Tool {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : undefined });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8');

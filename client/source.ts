@@ -1,0 +1,29 @@
+// What the tools need from a transport, whichever it is — NSQ TCP straight to the shards
+// (Consumer, Producer) or HTTP through a gateway (GatewayConsumer, GatewayProducer):
+// MessageSource to consume, Publisher to publish.
+
+import type { ClientError } from './errors';
+import type { Message } from './message';
+
+export interface MessageSource {
+  readonly topic: string;
+  readonly channel: string;
+  /** Starts taking messages; rejects only on a mistake that retrying cannot fix (e.g. a refused API key). */
+  start(): Promise<void>;
+  /** Stops taking messages, waits (bounded) for those in flight to be settled, then lets go. */
+  close(): Promise<void>;
+  on(event: 'message' | 'discard', fn: (m: Message) => void): this;
+  /** `address` names the shard (TCP) or the gateway (HTTP). */
+  on(event: 'connected', fn: (address: string) => void): this;
+  on(event: 'disconnected', fn: (address: string, err: Error | null) => void): this;
+  on(event: 'error', fn: (err: ClientError) => void): this;
+  on(event: 'backoff', fn: (level: number, pauseMs: number) => void): this;
+}
+
+export interface Publisher {
+  publish(topic: string, body: Buffer | string): Promise<void>;
+  /** Publishes every body or fails (a failure may still have published some: at least once). */
+  publishMany(topic: string, bodies: ReadonlyArray<Buffer | string>): Promise<void>;
+  /** Refuses new publishes, waits for those in progress, then lets go of the connections. */
+  close(): Promise<void>;
+}
