@@ -13,11 +13,9 @@ import { ConsumerLink, type LinkOwner } from './consumer-link';
 import { lookupTopic } from './lookup';
 import { Message } from './message';
 import { planRdy } from './rdy';
-import type { MessageSource } from './source';
+import type { DeliveryOptions, MessageSource } from './source';
 
-export interface ConsumerOptions extends ConnectionOptions {
-  topic: string;
-  channel: string;
+export interface ConsumerOptions extends ConnectionOptions, DeliveryOptions {
   /** Lookups to poll for the nodes holding the topic ("host:port" or "http://host:port"). */
   lookupdHttpAddresses?: string[];
   /** Nodes to connect to directly ("host:port" of their TCP protocol V2). */
@@ -25,16 +23,6 @@ export interface ConsumerOptions extends ConnectionOptions {
   /** How often lookups are asked again (ms, default 60 s, each wait shortened by up to 30% at random). */
   lookupdPollIntervalMs?: number;
   lookupdTimeoutMs?: number;
-  /** Messages in flight at once, over all connections (default 1, as go-nsq and nsqjs). */
-  maxInFlight?: number;
-  /** Deliveries after which a message is no longer emitted but finished and emitted as 'discard' (0: no limit). */
-  maxAttempts?: number;
-  /** requeue() without a delay waits this × attempts (default 90 s as go-nsq, capped at maxRequeueDelayMs). */
-  requeueDelayMs?: number;
-  maxRequeueDelayMs?: number;
-  /** Consumer backoff after failures: first pause (default 1 s; 0 turns backoff off) and longest pause (2 min). */
-  backoffMultiplierMs?: number;
-  maxBackoffMs?: number;
   /**
    * With fewer slots than connections (or while backing off), a connection idle this long hands
    * its RDY on (default 1 s: a shard with messages sends at once), and one that has held it this

@@ -17,25 +17,13 @@ import { ClientError, errorText, GatewayCallError } from './errors';
 import { GatewayHttp, retryDelayMs } from './gateway-http';
 import { Message, type MessageSettler } from './message';
 import { RECEIPT_PATTERN, ReceiptBatcher, SETTLE_OPS, settleBody, sortResults, type PendingReceipt, type SettleOp } from './receipt-batcher';
-import type { MessageSource } from './source';
+import type { DeliveryOptions, MessageSource } from './source';
 
-export interface GatewayConsumerOptions {
-  topic: string;
-  channel: string;
+export interface GatewayConsumerOptions extends DeliveryOptions {
   /** The gateway's base URL (http:// or https://). */
   gatewayUrl: string;
   /** API key (sent as a Bearer header). */
   token?: string;
-  /** Messages in flight at once (default 1, as the TCP Consumer). */
-  maxInFlight?: number;
-  /** Deliveries after which a message is no longer emitted but finished and emitted as 'discard' (0: no limit). */
-  maxAttempts?: number;
-  /** requeue() without a delay waits this × attempts (default 90 s, capped at maxRequeueDelayMs). */
-  requeueDelayMs?: number;
-  maxRequeueDelayMs?: number;
-  /** Backoff after failures, as the TCP Consumer's (default 1 s first pause, 0 turns it off; longest 2 min). */
-  backoffMultiplierMs?: number;
-  maxBackoffMs?: number;
   /** Lease asked for each message (default: the gateway's --consume-lease). */
   leaseMs?: number;
   /** Longest wait of one long-poll when nothing is ready (default 20 s). */

@@ -5,6 +5,22 @@
 import type { ClientError } from './errors';
 import type { Message } from './message';
 
+/** How either consumer hands out messages, and how it slows down after failures. */
+export interface DeliveryOptions {
+  topic: string;
+  channel: string;
+  /** Messages in flight at once (over all connections for TCP; default 1, as go-nsq and nsqjs). */
+  maxInFlight?: number;
+  /** Deliveries after which a message is no longer emitted but finished and emitted as 'discard' (0: no limit). */
+  maxAttempts?: number;
+  /** requeue() without a delay waits this × attempts (default 90 s as go-nsq, capped at maxRequeueDelayMs). */
+  requeueDelayMs?: number;
+  maxRequeueDelayMs?: number;
+  /** Backoff after failures: first pause (default 1 s; 0 turns backoff off) and longest pause (2 min). */
+  backoffMultiplierMs?: number;
+  maxBackoffMs?: number;
+}
+
 export interface MessageSource {
   readonly topic: string;
   readonly channel: string;
