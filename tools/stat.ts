@@ -8,6 +8,7 @@ import { GatewayHttp } from '../client/gateway-http';
 import { ConfigError, flag, parseHostPort } from '../runtime/config';
 import { defineProgram, type Program } from '../runtime/program';
 import { isValidName } from '../wire/names';
+import { parseStats, type NsqdChannelCounts } from '../wire/nsqd-stats';
 import { commonFlags, finishOnce, gatewayFlags, gatewayTarget, parseCount, requireTopic, shortFlags, type GatewayTarget, type ToolIO } from './common';
 
 const flags = {
@@ -43,20 +44,33 @@ const rec = (v: unknown): Rec => (typeof v === 'object' && v !== null && !Array.
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 const list = (v: unknown): Rec[] => (Array.isArray(v) ? v.map(rec) : []);
 
-function channelSample(c: Rec): Sample {
-  const depth = num(c.depth);
-  const backend = num(c.backend_depth);
+type Counts = Omit<NsqdChannelCounts, 'channel_name' | 'paused'>;
+
+function channelSample(c: Counts): Sample {
   return {
-    depth,
-    memoryDepth: depth - backend,
-    backendDepth: backend,
-    inFlight: num(c.in_flight_count),
-    deferred: num(c.deferred_count),
-    requeued: num(c.requeue_count),
-    timedOut: num(c.timeout_count),
-    messages: num(c.message_count),
-    // nsqd lists the clients; Sluice also counts them (and may leave the list out)
-    clients: typeof c.client_count === 'number' ? c.client_count : list(c.clients).length,
+    depth: c.depth,
+    memoryDepth: c.depth - c.backend_depth,
+    backendDepth: c.backend_depth,
+    inFlight: c.in_flight_count,
+    deferred: c.deferred_count,
+    requeued: c.requeue_count,
+    timedOut: c.timeout_count,
+    messages: c.message_count,
+    clients: c.client_count,
+  };
+}
+
+/** A channel of the gateway admin API's topic view (summed over shards), read leniently. */
+function adminCounts(c: Rec): Counts {
+  return {
+    depth: num(c.depth),
+    backend_depth: num(c.backend_depth),
+    in_flight_count: num(c.in_flight_count),
+    deferred_count: num(c.deferred_count),
+    message_count: num(c.message_count),
+    requeue_count: num(c.requeue_count),
+    timeout_count: num(c.timeout_count),
+    client_count: num(c.client_count),
   };
 }
 
@@ -66,21 +80,16 @@ export function addSamples(a: Sample, b: Sample): Sample {
   return out;
 }
 
-/** The topic's (or channel's) sample from one shard's /stats?format=json document (nsqd < 1.0 wrapped it in "data"). */
+/** The topic's (or channel's) sample from one shard's /stats?format=json document; throws if it is not one. */
 export function sampleFromStats(doc: unknown, topic: string, channel: string): Sample {
-  const top = rec(doc);
-  const body = top.data !== undefined ? rec(top.data) : top;
-  const t = list(body.topics).find((x) => x.topic_name === topic);
+  const t = parseStats(doc).topics.find((x) => x.topic_name === topic);
   if (!t) return ZERO;
-  const channels = list(t.channels);
   if (channel !== '') {
-    const c = channels.find((x) => x.channel_name === channel);
+    const c = t.channels.find((x) => x.channel_name === channel);
     return c ? channelSample(c) : ZERO;
   }
-  const summed = channels.map(channelSample).reduce(addSamples, ZERO);
-  const depth = num(t.depth);
-  const backend = num(t.backend_depth);
-  return { ...summed, depth, memoryDepth: depth - backend, backendDepth: backend, messages: num(t.message_count) };
+  const summed = t.channels.map(channelSample).reduce(addSamples, ZERO);
+  return { ...summed, depth: t.depth, memoryDepth: t.depth - t.backend_depth, backendDepth: t.backend_depth, messages: t.message_count };
 }
 
 /**
@@ -93,9 +102,9 @@ export function sampleFromAdminTopic(doc: unknown, channel: string): Sample {
   const channels = list(t.channels);
   if (channel !== '') {
     const c = channels.find((x) => x.name === channel);
-    return c ? channelSample(c) : ZERO;
+    return c ? channelSample(adminCounts(c)) : ZERO;
   }
-  const summed = channels.map(channelSample).reduce(addSamples, ZERO);
+  const summed = channels.map((c) => channelSample(adminCounts(c))).reduce(addSamples, ZERO);
   const depth = num(t.depth);
   const backend = num(t.backend_depth);
   return { ...summed, depth, memoryDepth: depth - backend, backendDepth: backend, messages: num(t.message_count) };
@@ -168,15 +177,18 @@ export function program(io: ToolIO): Program<typeof flags> {
       };
       const query = `/stats?format=json&topic=${encodeURIComponent(topic)}${config.channel ? `&channel=${encodeURIComponent(config.channel)}` : ''}&include_clients=false`;
       const fromShards = async (): Promise<Sample> => {
-        const docs = await Promise.all(
+        const samples = await Promise.all(
           (await shards()).map((base) =>
-            getJson(base + query, config.httpTimeout).catch((err: unknown) => {
-              logger.warn('stats unavailable', { shard: base, error: errorText(err) });
-              return null;
-            }),
+            getJson(base + query, config.httpTimeout).then(
+              (doc) => sampleFromStats(doc, topic, config.channel),
+              (err: unknown) => {
+                logger.warn('stats unavailable', { shard: base, error: errorText(err) });
+                return ZERO;
+              },
+            ),
           ),
         );
-        return docs.map((d) => (d === null ? ZERO : sampleFromStats(d, topic, config.channel))).reduce(addSamples, ZERO);
+        return samples.reduce(addSamples, ZERO);
       };
 
       let timer: NodeJS.Timeout | null = null;

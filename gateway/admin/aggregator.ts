@@ -6,7 +6,8 @@
 import type { Logger } from '../../runtime/logger';
 import type { Topology } from '../topology';
 import { AdminHttp, errorCode, json } from './shard-http';
-import { aggregate, ClusterSnapshot, History, parseStats, Rates, ShardResult } from './stats';
+import { parseStats } from '../../wire/nsqd-stats';
+import { aggregate, ClusterSnapshot, History, Rates, ShardResult } from './stats';
 
 export interface AggregatorOptions {
   intervalMs: number;

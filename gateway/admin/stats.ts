@@ -2,69 +2,7 @@
 // documents are checked field by field before they are trusted, then merged per topic and channel
 // with the per-shard rows kept; rates come from message_count deltas between polls.
 
-export interface ShardChannelStats {
-  channel_name: string;
-  depth: number;
-  backend_depth: number;
-  in_flight_count: number;
-  deferred_count: number;
-  message_count: number;
-  requeue_count: number;
-  timeout_count: number;
-  client_count: number;
-  paused: boolean;
-  clients: Record<string, unknown>[];
-}
-
-export interface ShardTopicStats {
-  topic_name: string;
-  depth: number;
-  backend_depth: number;
-  message_count: number;
-  paused: boolean;
-  channels: ShardChannelStats[];
-}
-
-export interface ShardStats {
-  version: string;
-  health: string;
-  start_time: number;
-  topics: ShardTopicStats[];
-}
-
-const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
-
-/** nsqd's /stats?format=json document → the fields the admin uses (anything malformed reads as 0/''). */
-export function parseStats(doc: unknown): ShardStats {
-  const d = (doc ?? {}) as Record<string, unknown>;
-  if (!Array.isArray(d.topics)) throw new Error('stats: no topics array');
-  const topics: ShardTopicStats[] = [];
-  for (const raw of d.topics as unknown[]) {
-    const t = (raw ?? {}) as Record<string, unknown>;
-    if (typeof t.topic_name !== 'string') continue;
-    const channels: ShardChannelStats[] = [];
-    for (const rc of Array.isArray(t.channels) ? (t.channels as unknown[]) : []) {
-      const c = (rc ?? {}) as Record<string, unknown>;
-      if (typeof c.channel_name !== 'string') continue;
-      channels.push({
-        channel_name: c.channel_name,
-        depth: num(c.depth),
-        backend_depth: num(c.backend_depth),
-        in_flight_count: num(c.in_flight_count),
-        deferred_count: num(c.deferred_count),
-        message_count: num(c.message_count),
-        requeue_count: num(c.requeue_count),
-        timeout_count: num(c.timeout_count),
-        client_count: Array.isArray(c.clients) && c.clients.length > 0 ? c.clients.length : num(c.client_count),
-        paused: c.paused === true,
-        clients: Array.isArray(c.clients) ? (c.clients as unknown[]).filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null) : [],
-      });
-    }
-    topics.push({ topic_name: t.topic_name, depth: num(t.depth), backend_depth: num(t.backend_depth), message_count: num(t.message_count), paused: t.paused === true, channels });
-  }
-  return { version: str(d.version), health: str(d.health), start_time: num(d.start_time), topics };
-}
+import type { ShardStats } from '../../wire/nsqd-stats';
 
 export interface ShardResult {
   address: string;

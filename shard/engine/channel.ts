@@ -9,6 +9,7 @@ import { ReadyQueue } from './ready-queue';
 import type { EngineContext } from './context';
 import type { SavedMessage } from './store';
 import type { Journal, JournalEntry } from './journal';
+import type { NsqdChannelCounts } from '../../wire/nsqd-stats';
 
 /** Something that receives messages from a channel: a TCP connection, or a pending lease pull. */
 export interface Consumer {
@@ -29,17 +30,8 @@ export interface Consumer {
 
 export type SettleResult = 'ok' | 'not_in_flight' | 'not_owner' | 'stale';
 
-export interface ChannelStats {
-  channel_name: string;
-  depth: number;
-  backend_depth: number;
-  in_flight_count: number;
-  deferred_count: number;
-  message_count: number;
-  requeue_count: number;
-  timeout_count: number;
-  client_count: number;
-  paused: boolean;
+/** nsqd's channel counters and Sluice's own. */
+export interface ChannelStats extends NsqdChannelCounts {
   corrupt_count: number;
   dropped_count: number;
   max_attempts: number;

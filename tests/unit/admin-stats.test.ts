@@ -2,7 +2,8 @@
 // shards, rates from counter deltas (a counter that restarts is not a negative rate), and the
 // chart history trimmed to its window.
 
-import { aggregate, History, parseStats, Rates, ShardResult } from '../../gateway/admin/stats';
+import { aggregate, History, Rates, ShardResult } from '../../gateway/admin/stats';
+import { parseStats } from '../../wire/nsqd-stats';
 
 function shardDoc(topics: { name: string; depth: number; count: number; channels?: { name: string; depth: number; count: number; paused?: boolean; inFlight?: number }[] }[]): unknown {
   return {

@@ -89,10 +89,10 @@ describe('stat', () => {
     });
   });
 
-  it('a shard without the topic or channel counts as zero', () => {
+  it('a shard without the topic or channel counts as zero; a document that is not /stats is refused', () => {
     expect(sampleFromStats(doc, 'missing', '').depth).toBe(0);
     expect(sampleFromStats(doc, 'orders', 'missing').depth).toBe(0);
-    expect(sampleFromStats('nonsense', 'orders', '').depth).toBe(0);
+    expect(() => sampleFromStats('nonsense', 'orders', '')).toThrow('no topics array');
   });
 
   it('prints nsq_stat’s columns; rates need a previous row', () => {
