@@ -9,6 +9,7 @@ import { errorText, GatewayCallError } from '../client/errors';
 import { GatewayConsumer } from '../client/gateway-consumer';
 import { parseGatewayUrl } from '../client/gateway-http';
 import type { MessageSource } from '../client/source';
+import { isValidName } from '../wire/names';
 
 /** The process as a tool sees it; bin/sluice.ts passes `process`, tests can pass fakes. */
 export interface ToolIO {
@@ -62,9 +63,16 @@ export const commonFlags = {
   logLevel: flag.string('info', 'log verbosity: debug, info, warn or error (logs are JSON lines on stderr)'),
 };
 
+/** --topic, which every tool needs: present and a valid name. */
 export function requireTopic(topic: string): string {
   if (topic === '') throw new ConfigError('--topic is required');
-  return topic;
+  return validName(topic, 'topic');
+}
+
+/** A topic or channel name as NSQ allows it, or a ConfigError naming it. */
+export function validName(name: string, what: 'topic' | 'channel'): string {
+  if (!isValidName(name)) throw new ConfigError(`invalid ${what} name "${name}"`);
+  return name;
 }
 
 /** The consumer options the discovery flags give; at least one source is required. */

@@ -11,7 +11,6 @@ import type { Publisher } from '../client/source';
 import { ConfigError, flag, parseHostPort } from '../runtime/config';
 import type { Logger } from '../runtime/logger';
 import { defineProgram, type Program } from '../runtime/program';
-import { isValidName } from '../wire/names';
 import { commonFlags, finishOnce, gatewayFlags, gatewayTarget, Progress, requireTopic, type ToolIO, type GatewayTarget } from './common';
 import { LineSplitter, RateLimiter } from './pacing';
 
@@ -38,7 +37,6 @@ export function program(io: ToolIO): Program<typeof flags> {
     async run(config, logger, args) {
       if (args.length > 0) throw new ConfigError(`unexpected argument "${args[0]}"`);
       const topic = requireTopic(config.topic);
-      if (!isValidName(topic)) throw new ConfigError(`invalid topic name "${topic}"`);
       const gw = gatewayTarget(config, config.lookupdHttpAddress.length + config.nsqdTcpAddress.length > 0, '--lookupd-http-address or --nsqd-tcp-address');
       const producers: Publisher[] = gw ? [gatewayProducer(gw, config, topic, logger)] : await tcpProducers(config, topic, logger);
 

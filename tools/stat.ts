@@ -7,9 +7,8 @@ import { errorText, GatewayCallError } from '../client/errors';
 import { GatewayHttp } from '../client/gateway-http';
 import { ConfigError, flag, parseHostPort } from '../runtime/config';
 import { defineProgram, type Program } from '../runtime/program';
-import { isValidName } from '../wire/names';
 import { parseStats, type NsqdChannelCounts } from '../wire/nsqd-stats';
-import { commonFlags, finishOnce, gatewayFlags, gatewayTarget, parseCount, requireTopic, shortFlags, type GatewayTarget, type ToolIO } from './common';
+import { commonFlags, finishOnce, gatewayFlags, gatewayTarget, parseCount, requireTopic, validName, shortFlags, type GatewayTarget, type ToolIO } from './common';
 
 const flags = {
   topic: flag.string('', 'topic to watch (required)'),
@@ -159,8 +158,7 @@ export function program(io: ToolIO): Program<typeof flags> {
       const short = shortFlags(args, { '-n': 'count' });
       const count = short.count !== undefined ? parseCount(short.count, '-n') : config.count;
       const topic = requireTopic(config.topic);
-      if (!isValidName(topic)) throw new ConfigError(`invalid topic name "${topic}"`);
-      if (config.channel !== '' && !isValidName(config.channel)) throw new ConfigError(`invalid channel name "${config.channel}"`);
+      if (config.channel !== '') validName(config.channel, 'channel');
       const gw = gatewayTarget(config, config.lookupdHttpAddress.length + config.nsqdHttpAddress.length > 0, '--lookupd-http-address or --nsqd-http-address');
       for (const a of config.nsqdHttpAddress) if (!/^https?:\/\//i.test(a)) parseHostPort(a);
       if (config.interval <= 0) throw new ConfigError('--interval must be positive');

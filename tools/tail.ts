@@ -5,8 +5,7 @@ import { randomInt } from 'node:crypto';
 import type { Message } from '../client/message';
 import { ConfigError, flag } from '../runtime/config';
 import { defineProgram, type Program, type Service } from '../runtime/program';
-import { isValidName } from '../wire/names';
-import { commonFlags, discoveryFlags, finishOnce, gatewayFlags, openSource, parseCount, Progress, shortFlags, watch, type ToolIO } from './common';
+import { commonFlags, discoveryFlags, finishOnce, gatewayFlags, openSource, parseCount, Progress, shortFlags, validName, watch, type ToolIO } from './common';
 
 const flags = {
   topic: flag.list([], 'topic to print (repeatable)'),
@@ -28,8 +27,8 @@ export function program(io: ToolIO): Program<typeof flags> {
       const count = short.count !== undefined ? parseCount(short.count, '-n') : config.count;
       if (config.topic.length === 0) throw new ConfigError('--topic is required');
       const channel = config.channel || `tail${String(randomInt(1_000_000)).padStart(6, '0')}#ephemeral`;
-      if (!isValidName(channel)) throw new ConfigError(`invalid channel name "${channel}"`);
-      for (const t of config.topic) if (!isValidName(t)) throw new ConfigError(`invalid topic name "${t}"`);
+      validName(channel, 'channel');
+      for (const t of config.topic) validName(t, 'topic');
 
       const progress = new Progress(logger, ['messages'], config.progressInterval);
       const consumers = config.topic.map((topic) =>

@@ -7,8 +7,7 @@ import os from 'node:os';
 import { errorText } from '../client/errors';
 import { ConfigError, flag } from '../runtime/config';
 import { defineProgram, type Program } from '../runtime/program';
-import { isValidName } from '../wire/names';
-import { commonFlags, discoveryFlags, finishOnce, gatewayFlags, openSource, Progress, requireTopic, watch, type ToolIO } from './common';
+import { commonFlags, discoveryFlags, finishOnce, gatewayFlags, openSource, Progress, requireTopic, validName, watch, type ToolIO } from './common';
 import { Archiver, FileSink } from './file-sink';
 
 const flags = {
@@ -34,8 +33,7 @@ export function program(io: ToolIO): Program<typeof flags> {
     async run(config, logger, args) {
       if (args.length > 0) throw new ConfigError(`unexpected argument "${args[0]}"`);
       const topic = requireTopic(config.topic);
-      if (!isValidName(topic)) throw new ConfigError(`invalid topic name "${topic}"`);
-      if (!isValidName(config.channel)) throw new ConfigError(`invalid channel name "${config.channel}"`);
+      validName(config.channel, 'channel');
       if (/[/\\\0]/.test(config.hostIdentifier)) throw new ConfigError('--host-identifier may not contain path separators');
       if (config.syncInterval <= 0) throw new ConfigError('--sync-interval must be positive');
       mkdirSync(config.outputDir, { recursive: true });

@@ -11,8 +11,7 @@ import { errorText } from '../client/errors';
 import type { Message } from '../client/message';
 import { ConfigError, flag } from '../runtime/config';
 import { defineProgram, type Program } from '../runtime/program';
-import { isValidName } from '../wire/names';
-import { commonFlags, discoveryFlags, finishOnce, gatewayFlags, openSource, Progress, requireTopic, watch, type ToolIO } from './common';
+import { commonFlags, discoveryFlags, finishOnce, gatewayFlags, openSource, Progress, requireTopic, validName, watch, type ToolIO } from './common';
 import { anyAddress, checkTarget, deliver, DeliveryError, guardedLookup, parseEndpointUrl, publicOnly, type DeliveryOptions, type Endpoint } from './http-delivery';
 
 const flags = {
@@ -72,8 +71,7 @@ export function program(io: ToolIO): Program<typeof flags> {
     async run(config, logger, args) {
       if (args.length > 0) throw new ConfigError(`unexpected argument "${args[0]}"`);
       const topic = requireTopic(config.topic);
-      if (!isValidName(topic)) throw new ConfigError(`invalid topic name "${topic}"`);
-      if (!isValidName(config.channel)) throw new ConfigError(`invalid channel name "${config.channel}"`);
+      validName(config.channel, 'channel');
       if (config.mode !== 'round-robin' && config.mode !== 'fanout') throw new ConfigError('--mode must be round-robin or fanout');
       const endpoints: Endpoint[] = [...config.post.map((url) => ({ method: 'POST' as const, url })), ...config.get.map((url) => ({ method: 'GET' as const, url }))];
       if (endpoints.length === 0) throw new ConfigError('give at least one --post or --get URL');
