@@ -50,7 +50,7 @@ export interface GatewayOptions {
   corsOrigins: string[];
   /** Header and request deadlines of the listening server (slowloris guard); defaults when absent. */
   httpTimeouts?: Partial<HttpTimeouts>;
-  /** Per-key publish limits (--rate-limit, --rate-burst, --key-concurrency); off when absent. */
+  /** Per-key limits (--rate-limit, --rate-burst, --key-concurrency), a budget each for publishes, consuming and receipts; off when absent. */
   keyLimits?: KeyLimitOptions;
 }
 
