@@ -116,7 +116,18 @@ export class ReceiptSigner {
   /** [len][shard][len][topic][len][channel], the same for every receipt of a channel: built once. */
   private readonly prefixes = new Map<string, Buffer>();
 
+  /** The last prefix used: deliveries come in runs of one channel, so most signs skip the map. */
+  private last: { shard: string; topic: string; channel: string; prefix: Buffer } = { shard: '', topic: '', channel: '', prefix: Buffer.alloc(0) };
+
   private prefix(shard: string, topic: string, channel: string): Buffer {
+    const l = this.last;
+    if (l.shard === shard && l.topic === topic && l.channel === channel && l.prefix.length > 0) return l.prefix;
+    const p = this.prefixFor(shard, topic, channel);
+    this.last = { shard, topic, channel, prefix: p };
+    return p;
+  }
+
+  private prefixFor(shard: string, topic: string, channel: string): Buffer {
     const key = shard + '\u0000' + topic + '\u0000' + channel;
     let p = this.prefixes.get(key);
     if (!p) {
