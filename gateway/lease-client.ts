@@ -1,9 +1,12 @@
 // The gateway's client for a shard's lease API (/sluice/lease/*) and channel settings
 // (/sluice/channel/config): one undici Pool of keep-alive connections per shard, separate from
 // the publish client because a long-poll holds its connection for up to its wait. Answers are
-// checked before they are trusted; anything but a 2xx becomes a ShardError.
+// checked before they are trusted; anything but a 2xx becomes a ShardError. Pull-many answers are
+// asked for in the binary lease batch (wire/lease-batch.ts): bodies arrive as views of the one
+// response buffer instead of base64 in JSON. A shard that answers JSON anyway is still understood.
 
 import { Pool } from 'undici';
+import { decodeLeaseBatch, LEASE_BATCH_TYPE, LeaseBatchError } from '../wire/lease-batch';
 import { ShardError } from './shards';
 
 export interface LeasedMessage {
@@ -84,6 +87,45 @@ function parseMessage(raw: unknown, fallbackLease: number): LeasedMessage {
   };
 }
 
+/** A JSON answer's document; a non-200 becomes a ShardError named by its `message`. */
+function parseJsonAnswer(status: number, text: string): unknown {
+  let parsed: unknown;
+  try {
+    parsed = text === '' ? null : (JSON.parse(text) as unknown);
+  } catch {
+    parsed = undefined;
+  }
+  if (status !== 200) {
+    const code = typeof (parsed as { message?: unknown })?.message === 'string' ? (parsed as { message: string }).message : 'SHARD_HTTP_' + status;
+    throw new ShardError(status, code);
+  }
+  if (parsed === undefined) throw bad('not JSON');
+  return parsed;
+}
+
+/** A binary pull-many answer, checked like the JSON one: one result per pull asked, in order, for the same channel. */
+function fromLeaseBatch(buf: Buffer, pulls: readonly PullSpec[]): LeasedMessage[][] {
+  let results;
+  try {
+    results = decodeLeaseBatch(buf);
+  } catch (err) {
+    if (err instanceof LeaseBatchError) throw bad('pull-many batch: ' + err.problem);
+    throw err;
+  }
+  if (results.length !== pulls.length) throw bad('pull-many results');
+  const out = new Array<LeasedMessage[]>(results.length);
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i];
+    if (r.topic !== pulls[i].topic || r.channel !== pulls[i].channel) throw bad('pull-many results');
+    const msgs = r.messages;
+    for (let k = 0; k < msgs.length; k++) if (msgs[k].token.length > 200) throw bad('message id/token');
+    out[i] = msgs;
+  }
+  return out;
+}
+
+const PULL_HEADERS = { 'content-type': 'application/json', accept: `${LEASE_BATCH_TYPE}, application/json;q=0.5` };
+
 export class HttpLeaseClient implements LeaseClient {
   private readonly pool: Pool;
 
@@ -102,24 +144,26 @@ export class HttpLeaseClient implements LeaseClient {
   private async post(path: string, body: string | undefined, signal: AbortSignal, onAnswer?: () => void): Promise<unknown> {
     const res = await this.pool.request({ path, method: 'POST', body, headers: body === undefined ? {} : { 'content-type': 'application/json' }, signal });
     onAnswer?.();
-    const text = await res.body.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? null : (JSON.parse(text) as unknown);
-    } catch {
-      parsed = undefined;
-    }
-    if (res.statusCode !== 200) {
-      const code = typeof (parsed as { message?: unknown })?.message === 'string' ? (parsed as { message: string }).message : 'SHARD_HTTP_' + res.statusCode;
-      throw new ShardError(res.statusCode, code);
-    }
-    if (parsed === undefined) throw bad('not JSON');
-    return parsed;
+    return parseJsonAnswer(res.statusCode, await res.body.text());
   }
 
   async pullMany(pulls: readonly PullSpec[], waitMs: number, signal: AbortSignal, onAnswer?: () => void): Promise<LeasedMessage[][]> {
     const body = JSON.stringify({ pulls: pulls.map((p) => ({ topic: p.topic, channel: p.channel, max: p.max, lease_ms: p.leaseMs })) });
-    const doc = (await this.post('/sluice/lease/pull-many?wait_ms=' + waitMs, body, signal, onAnswer)) as { results?: unknown };
+    const res = await this.pool.request({
+      path: '/sluice/lease/pull-many?wait_ms=' + waitMs,
+      method: 'POST',
+      body,
+      headers: PULL_HEADERS,
+      signal,
+    });
+    onAnswer?.();
+    const type = res.headers['content-type'];
+    if (res.statusCode === 200 && typeof type === 'string' && type.startsWith(LEASE_BATCH_TYPE)) {
+      // One copy (undici joins the chunks into one buffer); every body is a view of it.
+      const raw = await res.body.arrayBuffer();
+      return fromLeaseBatch(Buffer.from(raw), pulls);
+    }
+    const doc = parseJsonAnswer(res.statusCode, await res.body.text()) as { results?: unknown };
     const results = doc?.results;
     if (!Array.isArray(results) || results.length !== pulls.length) throw bad('pull-many results');
     return results.map((r, i) => {

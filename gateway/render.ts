@@ -19,9 +19,31 @@ export interface RenderedBody {
 const FIRST_JSON_BYTE = new Uint8Array(256);
 for (const c of '{["-0123456789tfn \t\r\n') FIRST_JSON_BYTE[c.charCodeAt(0)] = 1;
 
+const WS = new Uint8Array(256);
+for (const c of ' \t\r\n') WS[c.charCodeAt(0)] = 1;
+
+/**
+ * Whether the last significant byte can end a value that starts with the first one: `{` needs
+ * `}`, `[` needs `]`, `"` needs `"`. Cheap, and it spares the parse (and the exception it throws)
+ * for the common non-JSON bodies that merely start like JSON — cut-off or binary ones.
+ */
+function endsLikeJson(body: Buffer): boolean {
+  let i = 0;
+  let j = body.length - 1;
+  while (i <= j && WS[body[i]] === 1) i++;
+  while (j > i && WS[body[j]] === 1) j--;
+  if (i > j) return false;
+  const first = body[i];
+  const last = body[j];
+  if (first === 0x7b) return last === 0x7d && j > i;
+  if (first === 0x5b) return last === 0x5d && j > i;
+  if (first === 0x22) return last === 0x22 && j > i;
+  return true;
+}
+
 /** The body's JSON text (no line breaks) if the bytes are one JSON value in UTF-8, else null. */
 export function jsonText(body: Buffer): string | null {
-  if (body.length === 0 || FIRST_JSON_BYTE[body[0]] === 0 || !isUtf8(body)) return null;
+  if (body.length === 0 || FIRST_JSON_BYTE[body[0]] === 0 || !endsLikeJson(body) || !isUtf8(body)) return null;
   const text = body.toString('utf8');
   try {
     JSON.parse(text);

@@ -5,6 +5,7 @@
 import type { Engine } from '../engine/engine';
 import type { SettleResult } from '../engine/channel';
 import type { Message } from '../engine/message';
+import { encodeLeaseBatch, LEASE_BATCH_TYPE } from '../../wire/lease-batch';
 import { isValidName } from '../../wire/names';
 import { channelArg, topicArg } from './params';
 import { HttpError, readBody, Request, Router } from './router';
@@ -55,6 +56,32 @@ export function leaseView(m: Message, leaseMs: number): Record<string, unknown> 
     lease_ms: leaseMs,
     body: m.body.toString('base64'),
   };
+}
+
+/**
+ * Whether the caller asked for the binary pull-many answer (wire/lease-batch.ts): its Accept names
+ * application/x-sluice-leases with a weight above zero and no JSON type with a higher one. JSON
+ * stays the answer for everyone else (curl, browsers, older gateways).
+ */
+export function wantsLeaseBatch(accept: string | undefined): boolean {
+  if (accept === undefined) return false;
+  const a = accept.toLowerCase();
+  if (!a.includes(LEASE_BATCH_TYPE)) return false;
+  let binary = -1;
+  let json = -1;
+  for (const part of a.split(',')) {
+    const [type, ...params] = part.split(';');
+    let q = 1;
+    for (const p of params) {
+      const [k, v] = p.split('=');
+      if (k.trim() === 'q') q = Number(v);
+    }
+    if (!(q > 0)) continue;
+    const t = type.trim();
+    if (t === LEASE_BATCH_TYPE) binary = Math.max(binary, q);
+    else if (t === 'application/json') json = Math.max(json, q);
+  }
+  return binary > 0 && binary >= json;
 }
 
 /** Reads a JSON request body (bounded); INVALID_BODY when it is not JSON. */
@@ -165,6 +192,7 @@ export function registerLeaseApi(router: Router, d: LeaseApiDeps): void {
 
   router.on('POST', `${LEASE_PREFIX}/pull-many`, async (r) => {
     const waitMs = intArg(r, 'wait_ms', 0, 0, MAX_WAIT_MS);
+    const binary = wantsLeaseBatch(r.req.headers.accept);
     const specs = await pullSpecs(r, d);
     const ac = new AbortController();
     const onClose = () => ac.abort();
@@ -181,6 +209,13 @@ export function registerLeaseApi(router: Router, d: LeaseApiDeps): void {
       });
       return null;
     }
+    if (binary) {
+      // One buffer for the whole answer, sized first; bodies copied once, no base64.
+      r.res.setHeader('Content-Type', LEASE_BATCH_TYPE);
+      r.res.setHeader('Vary', 'Accept');
+      return encodeLeaseBatch(specs.map((p, i) => ({ topic: p.topic, channel: p.channel, leaseMs: p.lease_ms, messages: got[i] })));
+    }
+    r.res.setHeader('Vary', 'Accept');
     return {
       results: specs.map((p, i) => ({ topic: p.topic, channel: p.channel, messages: got[i].map((m) => leaseView(m, p.lease_ms)) })),
     };
