@@ -20,6 +20,7 @@ export const SSE_HEADERS: Record<string, string> = {
 };
 
 const MAX_RECONCILE_BACKOFF = 16;
+const NO_BODY = Buffer.alloc(0);
 
 export class SseStream implements Waiter, Holder, Subscription {
   /** Delivered and unsettled, in delivery order (which, for one lease length, is expiry order). */
@@ -79,6 +80,9 @@ export class SseStream implements Waiter, Holder, Subscription {
       this.inFlight.set(key, l);
       this.svc.track(key, this);
       out += sseEvent(receipt, messageJson(l.msg, receipt, l.expiresAt - now, this.encoding));
+      // Rendered: the body is not needed again, and holding it (a view of the shard's whole
+      // pull-many answer) would keep that answer alive for as long as this message stays unacked.
+      l.msg.body = NO_BODY;
     }
     this.sent += leases.length;
     this.keepAliveAt = now + this.svc.opts.keepAliveMs;

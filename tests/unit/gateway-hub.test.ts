@@ -249,6 +249,18 @@ describe('SSE streams', () => {
     await waitFor(() => res.receipts().length === 3, 1000, 'a third event after the ack');
   });
 
+  it('keep no body of what they delivered (bodies are views of the shard\'s whole answer buffer)', async () => {
+    const { svc, s1 } = setup();
+    current = svc;
+    for (let i = 0; i < 3; i++) s1.publish('t', 'c', JSON.stringify({ i }));
+    const { res, stream } = openStream(svc, svc.group('t', 'c', 30_000), 10);
+    await waitFor(() => res.receipts().length === 3, 1000, 'three events');
+    expect(res.messages().map((m) => m.body)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+    const held = [...(stream as unknown as { inFlight: Map<string, { msg: { body: Buffer } }> }).inFlight.values()];
+    expect(held).toHaveLength(3);
+    expect(held.every((l) => l.msg.body.length === 0)).toBe(true);
+  });
+
   it('get credit back when a lease ends, and when a message was acked through another gateway', async () => {
     const { svc, s1 } = setup({ reconcileMs: 30 });
     current = svc;
