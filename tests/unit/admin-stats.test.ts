@@ -52,7 +52,7 @@ describe('admin stats', () => {
   });
 
   it('merges HTTP consumers per gateway over shards (the freshest report wins, never summed) and reads a stock nsqd as having none', () => {
-    const withHttp = (entries: Record<string, unknown>[], clients = 0) => {
+    const withHttp = (entries: unknown[], clients = 0) => {
       const doc = shardDoc([{ name: 'orders', depth: 0, count: 0, channels: [{ name: 'billing', depth: 0, count: 0 }] }]) as { topics: { channels: Record<string, unknown>[] }[] };
       Object.assign(doc.topics[0].channels[0], { http_consumers: entries, client_count: clients });
       return doc;
