@@ -9,6 +9,7 @@ import os from 'node:os';
 import { EventSource } from 'eventsource';
 import { request } from 'undici';
 import { GatewayProcess, startGateway } from '../helpers/gateway';
+import { expectDocumented } from '../helpers/openapi';
 import { Running, startProgram, waitFor } from '../helpers/process';
 import { call, ShardProcess, startShard } from '../helpers/shard';
 
@@ -99,7 +100,9 @@ describe('HTTP consumers on the shards and in the admin', () => {
     }
 
     // the admin API (through either gateway): one row per gateway, over both shards, counted once
-    const view = (await gwB.call(`/v1/admin/topics/${TOPIC}/channels/${CHANNEL}`)).json().channel;
+    const answer = await gwB.call(`/v1/admin/topics/${TOPIC}/channels/${CHANNEL}`);
+    expectDocumented('get', '/v1/admin/topics/{topic}/channels/{channel}', { status: answer.status, headers: answer.headers, text: answer.text });
+    const view = answer.json().channel;
     expect(view.http_consumer_count).toBe(2);
     const rows = byId(view.http_consumers as (Entry & { shards: string[] })[]);
     expect(Object.keys(rows).sort()).toEqual(['gw-a', bId()].sort());
