@@ -93,6 +93,17 @@ interface ShardState {
   acked: Counts | null;
   pending: Promise<void> | null;
   failing: boolean;
+  /** Rounds left to skip: a shard without the report route (a stock nsqd) is asked again only now and then. */
+  skip: number;
+}
+
+/** Rounds a shard that answered 404 (no report route) is left alone before it is tried again. */
+const UNSUPPORTED_SKIP = 12;
+
+class ShardAnswer extends Error {
+  constructor(readonly status: number) {
+    super(`shard answered ${status}`);
+  }
 }
 
 const NONE: Counts = new Map();
@@ -137,7 +148,11 @@ export class ConsumerReporter {
     let st = this.states.get(shard);
     if (st?.pending) return null;
     if (now.size === 0 && !st) return null;
-    if (!st) this.states.set(shard, (st = { version: randomInt(1, 2 ** 31), acked: null, pending: null, failing: false }));
+    if (st && st.skip > 0) {
+      st.skip--;
+      return null;
+    }
+    if (!st) this.states.set(shard, (st = { version: randomInt(1, 2 ** 31), acked: null, pending: null, failing: false, skip: 0 }));
     const state = st;
     state.pending = this.exchange(shard, state, now).finally(() => (state.pending = null));
     return state.pending;
@@ -152,16 +167,17 @@ export class ConsumerReporter {
         this.counts.delta++;
         if (status === 200) return this.acknowledged(shard, st, version, now);
         // 409: the shard restarted, let the entries expire or dropped a deleted channel's: resend in full.
-        if (status !== 409) throw new Error(`shard answered ${status}`);
+        if (status !== 409) throw new ShardAnswer(status);
       }
       const version = st.version + 1;
       const status = await this.send(shard, { gateway: this.deps.identity(), ttl_ms: this.ttlMs, version, channels: [...now.values()] });
       this.counts.full++;
-      if (status !== 200) throw new Error(`shard answered ${status}`);
+      if (status !== 200) throw new ShardAnswer(status);
       this.acknowledged(shard, st, version, now);
     } catch (err) {
       this.counts.failed++;
       st.acked = null;
+      if (err instanceof ShardAnswer && err.status === 404) st.skip = UNSUPPORTED_SKIP;
       // An empty report that did not arrive is not retried: the shard's entries expire on their own.
       if (now.size === 0) this.states.delete(shard);
       if (!st.failing) this.deps.logger.warn('consumer report to shard failed', { shard, error: err instanceof Error ? err.message : String(err) });

@@ -54,6 +54,7 @@ export const program = defineProgram({
     if (!config.authFile && !/^(127\.|\[::1\]|localhost)/.test(httpAddress)) logger.warn('no --auth-file: anyone who can reach this address can publish', { httpAddress });
     if (config.lookupdHttpAddress.length === 0 && config.shardHttpAddress.length === 0) logger.warn('no --lookupd-http-address or --shard-http-address: no shard to publish to');
     if (config.receiptSecret.some((s) => s.length < 16)) throw new ConfigError('--receipt-secret: use at least 16 characters (e.g. openssl rand -hex 32)');
+    if (config.gatewayId !== '' && !/^[!-~]{1,128}$/.test(config.gatewayId)) throw new ConfigError('--gateway-id: 1-128 printable ASCII characters, no spaces');
     if (config.receiptSecret.length === 0) logger.warn('no --receipt-secret: consuming (long-poll, SSE, receipts) is off on this gateway');
     const gateway = createGateway(
       {

@@ -1,8 +1,8 @@
 // The gateway's consumer reports against in-memory shards and a recording sender: counts per
 // shard and channel from the real consuming core (SSE streams, long-poll-like waiters, unacked
 // messages), a full report first and then deltas (an empty one is the heartbeat), a full resend
-// when the shard lost track, one clearing report when consumers are gone and then silence, and
-// the clearing reports sent on close.
+// when the shard lost track, one clearing report when consumers are gone and then silence, a
+// shard without the route asked only now and then, and the clearing reports sent on close.
 
 import type { ServerResponse } from 'node:http';
 import { ConsumerReporter, countConsumers, diffCounts } from '../../gateway/consumer-report';
@@ -182,6 +182,19 @@ describe('consumer reports', () => {
       ['s1:1', expect.objectContaining({ channels: [] })],
       ['s2:1', expect.objectContaining({ channels: [] })],
     ]);
+  });
+
+  it('asks a shard without the report route (404, a stock nsqd) again only every 12 rounds', async () => {
+    const { reporter, sent, answers, openStream } = setup();
+    openStream('t', 'c');
+    answers.push(404, 404);
+    await reporter.tick();
+    expect(sent).toHaveLength(2);
+    sent.length = 0;
+    for (let i = 0; i < 12; i++) await reporter.tick();
+    expect(sent).toEqual([]);
+    await reporter.tick();
+    expect(sent.map((x) => 'channels' in x.report)).toEqual([true, true]);
   });
 
   it('leaves a shard the lookups no longer name to its TTL', async () => {
