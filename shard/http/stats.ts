@@ -100,7 +100,7 @@ export function statsText(doc: StatsDocument): string {
         `${c.paused ? '   *P ' : '      '}[${pad(c.channel_name, 25)}] depth: ${pad(c.depth, 5)} be-depth: ${pad(c.backend_depth, 5)} inflt: ${pad(c.in_flight_count, 4)} def: ${pad(c.deferred_count, 4)} re-q: ${pad(c.requeue_count, 5)} timeout: ${pad(c.timeout_count, 5)} msgs: ${pad(c.message_count, 8)} e2e%: `,
       );
       for (const g of (c.http_consumers ?? []) as Array<Record<string, never>>) {
-        lines.push(`        [http ${pad(`${g.gateway_id}`, 21)}] streams: ${pad(g.streams, 4)} long-polls: ${pad(g.long_polls, 4)} inflt: ${pad(g.in_flight, 4)} held: ${pad(g.held, 4)}`);
+        lines.push(`        [http ${pad(`${g.gateway_id}`, 21)}] streams: ${pad(g.streams, 4)} long-polls: ${pad(g.long_polls, 4)} inflt: ${pad(g.in_flight, 4)} held: ${g.held}`);
       }
       for (const cl of c.clients as Array<Record<string, never>>) {
         lines.push(
