@@ -283,7 +283,10 @@
       update(s) {
         const t = s.topics.find((x) => x.name === topic);
         const c = t && t.channels.find((x) => x.name === channel);
-        if (!c) return live.replaceChildren(h('div', { class: 'box empty', text: 'no shard holds this channel (any more)' }));
+        if (!c) {
+          httpBox.replaceChildren();
+          return live.replaceChildren(h('div', { class: 'box empty', text: 'no shard holds this channel (any more)' }));
+        }
         actions.replaceChildren(
           c.paused ? h('button', { 'data-action': 'unpause', onclick: () => act('Unpause channel ' + channel + '?', p + '/unpause'), text: 'Unpause' })
             : h('button', { 'data-action': 'pause', onclick: () => act('Pause channel ' + channel + ' on every shard? Delivery stops; messages wait.', p + '/pause'), text: 'Pause' }),
