@@ -4,6 +4,7 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import express, { Express, NextFunction, Request, Response } from 'express';
@@ -27,6 +28,7 @@ import { HttpLeaseClient, LeaseClient } from './lease-client';
 import { registerConsumeMetrics } from './consume-metrics';
 import { httpServerOptions, type HttpTimeouts } from '../runtime/http-server';
 import { KeyLimitOptions, KeyLimits } from './key-limits';
+import { ConsumerReporter, DEFAULT_CONSUMER_REPORT_OPTIONS, httpReportSender } from './consumer-report';
 
 export interface GatewayOptions {
   /** host:port for start() to listen on; '' = do not listen (embedded use). */
@@ -52,6 +54,10 @@ export interface GatewayOptions {
   httpTimeouts?: Partial<HttpTimeouts>;
   /** Per-key limits (--rate-limit, --rate-burst, --key-concurrency), a budget each for publishes, consuming and receipts; off when absent. */
   keyLimits?: KeyLimitOptions;
+  /** This gateway's name in its consumer reports to the shards; '' = hostname:port. */
+  gatewayId: string;
+  /** How often the shards are told about this gateway's HTTP consumers; 0 = never. */
+  consumerReportIntervalMs: number;
 }
 
 export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
@@ -70,6 +76,8 @@ export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
   publisher: DEFAULT_PUBLISHER_OPTIONS,
   consume: {},
   corsOrigins: [],
+  gatewayId: '',
+  consumerReportIntervalMs: DEFAULT_CONSUMER_REPORT_OPTIONS.intervalMs,
 };
 
 export interface GatewayDeps {
@@ -255,6 +263,21 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
     app(req, res);
   };
 
+  // The shards learn this gateway's SSE streams and long-polls from its reports (for the admin).
+  const identity = { id: opts.gatewayId, address: '' };
+  const reportSender = httpReportSender(Math.min(DEFAULT_CONSUMER_REPORT_OPTIONS.timeoutMs, opts.shard.timeoutMs));
+  const reporter = new ConsumerReporter(
+    { ...DEFAULT_CONSUMER_REPORT_OPTIONS, intervalMs: opts.consumerReportIntervalMs },
+    { groups: () => consume.activeGroups(), shards: () => topology.nodes(), identity: () => identity, send: reportSender.send, logger },
+  );
+  const startReports = (host: string, port: number) => {
+    if (!consume.enabled) return;
+    const named = host === '0.0.0.0' || host === '::' || host === '' ? os.hostname() : host.includes(':') ? `[${host}]` : host;
+    identity.address = port > 0 ? `${named}:${port}` : '';
+    identity.id ||= `${os.hostname()}:${port > 0 ? port : `pid${process.pid}`}`;
+    reporter.start();
+  };
+
   let server: http.Server | undefined;
   return {
     app,
@@ -265,7 +288,10 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
     async start() {
       await topology.start();
       consume.start();
-      if (!opts.httpAddress) return { http: '' };
+      if (!opts.httpAddress) {
+        startReports('', 0);
+        return { http: '' };
+      }
       const { host, port } = parseHostPort(opts.httpAddress);
       const s = http.createServer(httpServerOptions(65_000, opts.httpTimeouts), handler);
       server = s;
@@ -278,11 +304,15 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
         });
       });
       const addr = s.address() as AddressInfo;
+      startReports(addr.address, addr.port);
       return { http: `${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}` };
     },
     async close() {
       // Streams end and every unacked message they hold is requeued before the sockets close.
       await consume.close();
+      // The streams are gone: tell the shards to forget this gateway's consumers now, not after their TTL.
+      await reporter.close();
+      await reportSender.close();
       topology.stop();
       await admin.close();
       if (server) {

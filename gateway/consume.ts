@@ -390,6 +390,13 @@ export class Consumption {
     return this.groups.size;
   }
 
+  /** The groups with subscribers or held messages now, for reading only (the consumer report counts them). */
+  activeGroups(): readonly Group[] {
+    const out: Group[] = [];
+    for (const g of this.groups.values()) if (g.waiters.length > 0 || g.surplusCount > 0) out.push(g);
+    return out;
+  }
+
   hubCounts(): Record<string, { polls: number; restarts: number; failures: number; messages: number; polling: boolean; lanes: number }> {
     const out: Record<string, { polls: number; restarts: number; failures: number; messages: number; polling: boolean; lanes: number }> = {};
     for (const [a, h] of this.hubs) out[a] = { ...h.counts, polling: h.polling, lanes: h.laneCount };

@@ -40,6 +40,8 @@ export const gatewayFlags = {
   rateLimit: flag.int(0, 'requests per second allowed per API key (per client address without --auth-file) in each family — publishes, consuming (long-polls, stream opens), receipts (ack/requeue/touch) — each its own budget; 0 = no limit', 0),
   rateBurst: flag.int(0, 'requests a key may make at once above --rate-limit, per family (default: one second\'s worth)', 0),
   keyConcurrency: flag.int(0, 'requests in progress at once per API key in each family, open SSE streams and waiting long-polls included (the per-key connection limit); 0 = no limit', 0),
+  gatewayId: flag.string('', 'this gateway\'s name in its consumer reports to the shards, unique in the cluster (default hostname:http-port)'),
+  consumerReportInterval: flag.duration(DEFAULT_GATEWAY_OPTIONS.consumerReportIntervalMs, 'how often each shard is told about this gateway\'s SSE streams and long-polls (for the admin UI); 0 = never'),
   ...httpTimeoutFlags,
   logLevel: flag.string('info', 'log level: error, warn, info or debug'),
 };
@@ -52,6 +54,7 @@ export const program = defineProgram({
     if (!config.authFile && !/^(127\.|\[::1\]|localhost)/.test(httpAddress)) logger.warn('no --auth-file: anyone who can reach this address can publish', { httpAddress });
     if (config.lookupdHttpAddress.length === 0 && config.shardHttpAddress.length === 0) logger.warn('no --lookupd-http-address or --shard-http-address: no shard to publish to');
     if (config.receiptSecret.some((s) => s.length < 16)) throw new ConfigError('--receipt-secret: use at least 16 characters (e.g. openssl rand -hex 32)');
+    if (config.gatewayId !== '' && !/^[!-~]{1,128}$/.test(config.gatewayId)) throw new ConfigError('--gateway-id: 1-128 printable ASCII characters, no spaces');
     if (config.receiptSecret.length === 0) logger.warn('no --receipt-secret: consuming (long-poll, SSE, receipts) is off on this gateway');
     const gateway = createGateway(
       {
@@ -68,6 +71,8 @@ export const program = defineProgram({
         logRequests: config.logLevel === 'debug',
         consume: { receiptSecrets: config.receiptSecret, defaultLeaseMs: config.consumeLease, maxLeaseMs: config.maxLease, maxWaitMs: config.maxWait, defaultWaitMs: Math.min(DEFAULT_CONSUME_OPTIONS.defaultWaitMs, config.maxWait) },
         corsOrigins: config.corsOrigin,
+        gatewayId: config.gatewayId,
+        consumerReportIntervalMs: config.consumerReportInterval,
         httpTimeouts: { headersTimeoutMs: config.headerTimeout, requestTimeoutMs: config.requestTimeout },
         keyLimits: { ratePerSec: config.rateLimit, burst: config.rateBurst, maxConcurrent: config.keyConcurrency },
         shard: {

@@ -11,6 +11,8 @@ import { Engine, ENGINE_VERSION } from './engine/engine';
 import { FileStore } from './engine/file-store';
 import { LEASE_PREFIX, registerLeaseApi } from './http/lease-api';
 import { registerChannelApi } from './http/channel-api';
+import { registerConsumersApi } from './http/consumers-api';
+import { HttpConsumerRegistry } from './http/http-consumers';
 import { createShardMetrics, registerMetricsRoute } from './http/metrics';
 import { registerNsqdApi } from './http/nsqd-api';
 import { registerPublishApi } from './http/publish-api';
@@ -77,6 +79,9 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
     },
   );
   engine.addListener(registration);
+  // The gateways' reports of their HTTP consumers; a deleted channel or topic drops its entries.
+  const httpConsumers = new HttpConsumerRegistry(() => performance.now());
+  engine.addListener(httpConsumers);
   const startTime = Math.floor(Date.now() / 1000);
   let httpPort = 0;
   let tcpPort = 0;
@@ -116,10 +121,12 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
       return true;
     },
     producers: () => tcpServer.producers(),
+    httpConsumers: (topic, channel) => httpConsumers.channel(topic, channel),
   });
   registerLeaseApi(router, { engine, defaultLeaseMs: config.msgTimeout });
   registerMetricsRoute(router, createShardMetrics(engine));
   registerChannelApi(router, engine);
+  registerConsumersApi(router, httpConsumers);
   const idempotency = registerPublishApi(router, engine, config);
   const restored = takeIdempotencyKeys(dataPath);
   if (restored.problem) logger.warn('idempotency keys from the last shutdown ignored', { error: restored.problem });

@@ -1,6 +1,7 @@
 // nsqd's /stats?format=json document as the admin and `sluice stat` read it from any shard (Sluice's
 // or a real nsqd): the fields they use, each checked before it is trusted (anything malformed reads
-// as 0 or ''). Sluice's own shards add fields (see shard/engine/channel.ts ChannelStats).
+// as 0 or ''). Sluice's own shards add fields (see shard/engine/channel.ts ChannelStats), among
+// them each channel's HTTP consumers as the gateways report them (absent on a stock nsqd: read as none).
 
 /** A channel's counters as nsqd reports them. */
 export interface NsqdChannelCounts {
@@ -16,8 +17,28 @@ export interface NsqdChannelCounts {
   paused: boolean;
 }
 
+/** Sluice's extension: one gateway's HTTP consumers of a channel, as that gateway last reported them to the shard. */
+export interface HttpConsumerStats {
+  gateway_id: string;
+  gateway_address: string;
+  /** Open SSE streams. */
+  streams: number;
+  /** Long-polls waiting. */
+  long_polls: number;
+  /** Delivered to the gateway's streams, not settled yet. */
+  in_flight: number;
+  /** Leased by the gateway, waiting there for a subscriber. */
+  held: number;
+  /** ms since the shard last heard from the gateway. */
+  age_ms: number;
+}
+
 export interface ShardChannelStats extends NsqdChannelCounts {
   clients: Record<string, unknown>[];
+  /** Sluice's extension (empty from a stock nsqd). */
+  http_consumers: HttpConsumerStats[];
+  /** Streams plus long-polls over every gateway of `http_consumers`. */
+  http_consumer_count: number;
 }
 
 export interface ShardTopicStats {
@@ -39,6 +60,17 @@ export interface ShardStats {
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
+function httpConsumers(v: unknown): HttpConsumerStats[] {
+  if (!Array.isArray(v)) return [];
+  const out: HttpConsumerStats[] = [];
+  for (const raw of v as unknown[]) {
+    const e = (raw ?? {}) as Record<string, unknown>;
+    if (typeof e.gateway_id !== 'string' || e.gateway_id === '') continue;
+    out.push({ gateway_id: e.gateway_id, gateway_address: str(e.gateway_address), streams: num(e.streams), long_polls: num(e.long_polls), in_flight: num(e.in_flight), held: num(e.held), age_ms: num(e.age_ms) });
+  }
+  return out;
+}
+
 /** nsqd's /stats?format=json document → the fields used here (nsqd < 1.0 wrapped it in "data"). */
 export function parseStats(doc: unknown): ShardStats {
   const top = (doc ?? {}) as Record<string, unknown>;
@@ -52,6 +84,7 @@ export function parseStats(doc: unknown): ShardStats {
     for (const rc of Array.isArray(t.channels) ? (t.channels as unknown[]) : []) {
       const c = (rc ?? {}) as Record<string, unknown>;
       if (typeof c.channel_name !== 'string') continue;
+      const http = httpConsumers(c.http_consumers);
       channels.push({
         channel_name: c.channel_name,
         depth: num(c.depth),
@@ -64,6 +97,8 @@ export function parseStats(doc: unknown): ShardStats {
         client_count: Array.isArray(c.clients) && c.clients.length > 0 ? c.clients.length : num(c.client_count),
         paused: c.paused === true,
         clients: Array.isArray(c.clients) ? (c.clients as unknown[]).filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null) : [],
+        http_consumers: http,
+        http_consumer_count: http.length > 0 ? http.reduce((n, e) => n + e.streams + e.long_polls, 0) : num(c.http_consumer_count),
       });
     }
     topics.push({ topic_name: t.topic_name, depth: num(t.depth), backend_depth: num(t.backend_depth), message_count: num(t.message_count), paused: t.paused === true, channels });

@@ -1,8 +1,10 @@
 // The admin view of a cluster, built from every shard's nsqd-style /stats (pure: no I/O). Shard
 // documents are checked field by field before they are trusted, then merged per topic and channel
-// with the per-shard rows kept; rates come from message_count deltas between polls.
+// with the per-shard rows kept; rates come from message_count deltas between polls. HTTP consumers
+// are merged per gateway, not summed over shards: a gateway reports the same streams and
+// long-polls to every shard of the topic it pulls from.
 
-import type { ShardStats } from '../../wire/nsqd-stats';
+import type { HttpConsumerStats, ShardStats } from '../../wire/nsqd-stats';
 
 export interface ShardResult {
   address: string;
@@ -20,6 +22,22 @@ export interface ChannelOnShard extends ChannelCounts {
   shard: string;
   paused: boolean;
   clients?: Record<string, unknown>[];
+  /** Streams plus long-polls the gateways reported to this shard. */
+  http_consumer_count: number;
+}
+
+/** One gateway's HTTP consumers of a channel, merged over the shards it reported them to. */
+export interface GatewayConsumers {
+  gateway_id: string;
+  gateway_address: string;
+  streams: number;
+  long_polls: number;
+  in_flight: number;
+  held: number;
+  /** ms since its freshest report, whose counts these are. */
+  age_ms: number;
+  /** The shards holding a report from it for this channel. */
+  shards: string[];
 }
 
 export interface ChannelView extends ChannelCounts {
@@ -30,6 +48,10 @@ export interface ChannelView extends ChannelCounts {
   /** Messages per second into this channel, summed over shards (null until two polls exist). */
   rate: number | null;
   shards: ChannelOnShard[];
+  /** Streams plus long-polls over every gateway (each gateway once, however many shards it reported to). */
+  http_consumer_count: number;
+  /** Per gateway, sorted by id. */
+  http_consumers: GatewayConsumers[];
 }
 
 export interface TopicOnShard {
@@ -102,15 +124,16 @@ export function aggregate(results: readonly ShardResult[], at: number): ClusterS
       for (const c of t.channels) {
         let cv = tv.channels.find((x) => x.name === c.channel_name);
         if (!cv) {
-          cv = { name: c.channel_name, paused: false, paused_shards: [], rate: null, shards: [], depth: 0, backend_depth: 0, in_flight_count: 0, deferred_count: 0, message_count: 0, requeue_count: 0, timeout_count: 0, client_count: 0 };
+          cv = { name: c.channel_name, paused: false, paused_shards: [], rate: null, shards: [], depth: 0, backend_depth: 0, in_flight_count: 0, deferred_count: 0, message_count: 0, requeue_count: 0, timeout_count: 0, client_count: 0, http_consumer_count: 0, http_consumers: [] };
           tv.channels.push(cv);
         }
-        const row: ChannelOnShard = { shard: r.address, paused: c.paused, depth: 0, backend_depth: 0, in_flight_count: 0, deferred_count: 0, message_count: 0, requeue_count: 0, timeout_count: 0, client_count: 0 };
+        const row: ChannelOnShard = { shard: r.address, paused: c.paused, depth: 0, backend_depth: 0, in_flight_count: 0, deferred_count: 0, message_count: 0, requeue_count: 0, timeout_count: 0, client_count: 0, http_consumer_count: c.http_consumer_count };
         for (const k of CHANNEL_COUNTS) {
           row[k] = c[k];
           cv[k] += c[k];
         }
         if (c.clients.length > 0) row.clients = c.clients;
+        for (const e of c.http_consumers) mergeGateway(cv.http_consumers, e, r.address);
         if (c.paused) cv.paused_shards.push(r.address);
         cv.shards.push(row);
         tv.total_depth += c.depth;
@@ -120,11 +143,30 @@ export function aggregate(results: readonly ShardResult[], at: number): ClusterS
   }
   for (const tv of topics.values()) {
     tv.paused = tv.paused_shards.length > 0 && tv.paused_shards.length === tv.shards.length;
-    for (const cv of tv.channels) cv.paused = cv.paused_shards.length > 0 && cv.paused_shards.length === cv.shards.length;
+    for (const cv of tv.channels) {
+      cv.paused = cv.paused_shards.length > 0 && cv.paused_shards.length === cv.shards.length;
+      cv.http_consumers.sort((a, b) => (a.gateway_id < b.gateway_id ? -1 : a.gateway_id > b.gateway_id ? 1 : 0));
+      cv.http_consumer_count = cv.http_consumers.reduce((n, g) => n + g.streams + g.long_polls, 0);
+    }
     tv.channels.sort(byName);
   }
   shards.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   return { at, shards, topics: [...topics.values()].sort(byName) };
+}
+
+/**
+ * Adds one shard's entry for a gateway. The gateway sends every shard of the topic the same local
+ * counts, so they are not added up: the freshest report wins (the others are at most one report
+ * interval older), and the shards it came through are listed.
+ */
+function mergeGateway(list: GatewayConsumers[], e: HttpConsumerStats, shard: string): void {
+  const g = list.find((x) => x.gateway_id === e.gateway_id);
+  if (!g) {
+    list.push({ gateway_id: e.gateway_id, gateway_address: e.gateway_address, streams: e.streams, long_polls: e.long_polls, in_flight: e.in_flight, held: e.held, age_ms: e.age_ms, shards: [shard] });
+    return;
+  }
+  g.shards.push(shard);
+  if (e.age_ms < g.age_ms) Object.assign(g, { gateway_address: e.gateway_address, streams: e.streams, long_polls: e.long_polls, in_flight: e.in_flight, held: e.held, age_ms: e.age_ms });
 }
 
 /**

@@ -4,7 +4,7 @@
 import type { Engine } from '../engine/engine';
 import { channelArg, topicArg, publishing } from './params';
 import { HttpError, Json, readBody, Request, Router } from './router';
-import { nsqdStats, ShardIdentity, statsText } from './stats';
+import { HttpConsumersOf, nsqdStats, ShardIdentity, statsText } from './stats';
 
 
 export interface NsqdApiDeps {
@@ -21,6 +21,8 @@ export interface NsqdApiDeps {
   setOption(name: string, value: unknown): boolean;
   /** Describes the TCP clients that have published, for /stats `producers`. */
   producers(): Record<string, unknown>[];
+  /** Sluice's extension to /stats: a channel's HTTP consumers as the gateways reported them. */
+  httpConsumers?: HttpConsumersOf;
 }
 
 function existingTopic(d: NsqdApiDeps, r: Request) {
@@ -90,7 +92,7 @@ export function registerNsqdApi(router: Router, d: NsqdApiDeps): void {
       includeClients: r.query.get('include_clients') !== 'false',
       includeMem: r.query.get('include_mem') !== 'false',
     };
-    const stats = nsqdStats(d.engine, d.identity(), d.health(), opts, d.producers());
+    const stats = nsqdStats(d.engine, d.identity(), d.health(), opts, d.producers(), d.httpConsumers);
     return r.query.get('format') === 'json' ? stats : statsText(stats);
   });
 

@@ -2,6 +2,7 @@
 // nsq_stat can read it) and the plain-text summary nsqd prints by default.
 
 import type { Engine } from '../engine/engine';
+import type { HttpConsumerStats } from '../../wire/nsqd-stats';
 
 export interface ShardIdentity {
   version: string;
@@ -32,7 +33,10 @@ export interface StatsDocument {
   producers: Record<string, unknown>[];
 }
 
-export function nsqdStats(engine: Engine, id: ShardIdentity, health: string, o: StatsOptions, producers: Record<string, unknown>[]): StatsDocument {
+/** A channel's HTTP consumers as the gateways reported them (none when not given). */
+export type HttpConsumersOf = (topic: string, channel: string) => HttpConsumerStats[];
+
+export function nsqdStats(engine: Engine, id: ShardIdentity, health: string, o: StatsOptions, producers: Record<string, unknown>[], httpConsumers: HttpConsumersOf = () => []): StatsDocument {
   const topics: Record<string, unknown>[] = [];
   const names = [...engine.topics.keys()].sort();
   for (const name of names) {
@@ -43,7 +47,11 @@ export function nsqdStats(engine: Engine, id: ShardIdentity, health: string, o: 
       .sort((a, b) => a.channel_name.localeCompare(b.channel_name))
       .map((cs) => {
         const clients = o.includeClients ? t.channels.get(cs.channel_name)!.clientStats() : [];
-        return { ...cs, clients, e2e_processing_latency: NO_LATENCY };
+        // One entry per gateway, listed even without include_clients: the count alone cannot be
+        // summed over shards, since a gateway reports the same consumers to every shard of the topic.
+        const http = httpConsumers(name, cs.channel_name);
+        const http_consumer_count = http.reduce((n, e) => n + e.streams + e.long_polls, 0);
+        return { ...cs, clients, http_consumers: http, http_consumer_count, e2e_processing_latency: NO_LATENCY };
       });
     topics.push({ ...ts, channels, e2e_processing_latency: NO_LATENCY });
   }
@@ -91,6 +99,9 @@ export function statsText(doc: StatsDocument): string {
       lines.push(
         `${c.paused ? '   *P ' : '      '}[${pad(c.channel_name, 25)}] depth: ${pad(c.depth, 5)} be-depth: ${pad(c.backend_depth, 5)} inflt: ${pad(c.in_flight_count, 4)} def: ${pad(c.deferred_count, 4)} re-q: ${pad(c.requeue_count, 5)} timeout: ${pad(c.timeout_count, 5)} msgs: ${pad(c.message_count, 8)} e2e%: `,
       );
+      for (const g of (c.http_consumers ?? []) as Array<Record<string, never>>) {
+        lines.push(`        [http ${pad(`${g.gateway_id}`, 21)}] streams: ${pad(g.streams, 4)} long-polls: ${pad(g.long_polls, 4)} inflt: ${pad(g.in_flight, 4)} held: ${g.held}`);
+      }
       for (const cl of c.clients as Array<Record<string, never>>) {
         lines.push(
           `        [${cl.version} ${pad(`${cl.hostname}:${String(cl.remote_address).split(':').pop()}`, 21)}] state: ${cl.state} inflt: ${pad(cl.in_flight_count, 4)} rdy: ${pad(cl.ready_count, 4)} fin: ${pad(cl.finish_count, 8)} re-q: ${pad(cl.requeue_count, 8)} msgs: ${pad(cl.message_count, 8)} connected: ${uptime(Math.floor(Number(cl.connect_ts)))}`,

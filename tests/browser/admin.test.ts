@@ -1,12 +1,14 @@
 // The admin UI in a real browser (Debian's chromium via playwright-core) against a real cluster:
 // a lookup, two shards and a gateway with API keys. The page asks for the key, shows a published
 // topic with its depth, follows new publishes live (SSE, no reload), creates a channel and pauses
-// it through confirm dialogs, and the shards report it paused. Screenshot: tests/artifacts/admin.png.
+// it through confirm dialogs, and the shards report it paused; an SSE stream opened from this test
+// shows on its channel's page as one HTTP consumer of its gateway. Screenshot: tests/artifacts/admin.png.
 
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, BrowserContext } from 'playwright-core';
+import { EventSource } from 'eventsource';
 import { GatewayProcess, startGateway } from '../helpers/gateway';
 import { Running, startProgram, tempDir, waitFor } from '../helpers/process';
 import { call, ShardProcess, startShard } from '../helpers/shard';
@@ -17,6 +19,7 @@ const ADMIN_KEY = 'browser-admin-key-0123456789';
 /** The page's document, typed for the few calls made from page functions (tsc has no DOM lib here). */
 type Doc = { document: { querySelector(s: string): { textContent: string | null } | null } };
 const PUB_KEY = 'browser-pub-key-0123456789';
+const READ_KEY = 'browser-read-key-0123456789';
 
 let lookup: Running;
 const shards: ShardProcess[] = [];
@@ -29,10 +32,10 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; .ci/run does)`);
   const sha = (k: string) => createHash('sha256').update(k).digest('hex');
   const keys = path.join(profile.path, 'keys.json');
-  writeFileSync(keys, JSON.stringify({ keys: [{ name: 'ops', sha256: sha(ADMIN_KEY), scopes: ['admin'] }, { name: 'ci', sha256: sha(PUB_KEY), scopes: ['publish:*'] }] }));
+  writeFileSync(keys, JSON.stringify({ keys: [{ name: 'ops', sha256: sha(ADMIN_KEY), scopes: ['admin'] }, { name: 'ci', sha256: sha(PUB_KEY), scopes: ['publish:*'] }, { name: 'reader', sha256: sha(READ_KEY), scopes: ['consume:ui-*/*'] }] }));
   lookup = await startProgram(['lookup', '--tcp-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--broadcast-address', '127.0.0.1']);
   shards.push(...(await Promise.all([1, 2].map((i) => startShard(['--broadcast-address', '127.0.0.1', '--node-id', String(i), '--lookupd-tcp-address', lookup.addresses.tcp])))));
-  gw = await startGateway(['--lookupd-http-address', lookup.addresses.http, '--lookupd-poll-interval', '200ms', '--auth-file', keys]);
+  gw = await startGateway(['--lookupd-http-address', lookup.addresses.http, '--lookupd-poll-interval', '200ms', '--auth-file', keys, '--receipt-secret', 'browser-receipt-secret-0123456789', '--consumer-report-interval', '200ms', '--gateway-id', 'ui-gw']);
   await waitFor(async () => (await gw.call('/readyz')).json().shards === 2, 10_000, 'gateway to see both shards');
   context = await chromium.launchPersistentContext(path.join(profile.path, 'chromium'), {
     executablePath: CHROMIUM,
@@ -164,5 +167,48 @@ describe('the admin UI in chromium', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'admin-phone.png'), fullPage: true });
     await page.close();
+  });
+
+  it('shows an open SSE stream as one HTTP consumer of its gateway on the channel page, and in the consumers counts', async () => {
+    const topic = 'ui-live';
+    const es = new EventSource(`http://${gw.http}/v1/topics/${topic}/channels/tabs/stream?token=${READ_KEY}`);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        es.onopen = () => resolve();
+        es.onerror = (e) => reject(new Error(`stream failed: ${String(e.message)}`));
+      });
+      const page = await context!.newPage();
+      const problems: string[] = [];
+      page.on('pageerror', (e) => problems.push(String(e)));
+      await page.goto(`http://${gw.http}/admin/#/topic/${topic}/tabs`);
+      await page.locator('#key-input').waitFor({ state: 'visible', timeout: 10_000 });
+      await page.fill('#key-input', ADMIN_KEY);
+      await page.click('#key-form button[type=submit]');
+      const row = page.locator('#http-consumers tr[data-gateway="ui-gw"]');
+      await row.waitFor({ timeout: 15_000 });
+      expect(await page.locator('#http-consumers tbody tr').count()).toBe(1);
+      expect(await row.locator('td[data-field="streams"]').textContent()).toBe('1');
+      expect(await row.locator('td[data-field="long_polls"]').textContent()).toBe('0');
+      expect(await row.locator('td[data-field="address"]').textContent()).toBe(gw.http);
+      expect(await row.locator('td[data-field="shards"]').textContent()).toBe('2');
+      // the channel's summary row counts it as an HTTP consumer: TCP / HTTP
+      expect(await page.locator('tr[data-channel="tabs"] td[data-field="consumers"]').textContent()).toBe('0 / 1');
+      expect(await page.locator('th', { hasText: 'consumers (TCP / HTTP)' }).count()).toBeGreaterThan(0);
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'admin-http-consumers.png'), fullPage: true });
+      // the topic page's channel list too
+      await page.goto(`http://${gw.http}/admin/#/topic/${topic}`);
+      await page.waitForFunction(() => (globalThis as unknown as Doc).document.querySelector('tr[data-channel="tabs"] td[data-field="consumers"]')?.textContent === '0 / 1', undefined, { timeout: 10_000 });
+
+      // closed: the gateway's next report clears it, and the live page follows
+      es.close();
+      await page.goto(`http://${gw.http}/admin/#/topic/${topic}/tabs`);
+      await page.waitForFunction(() => (globalThis as unknown as Doc).document.querySelector('#http-consumers')?.textContent?.includes('no HTTP consumers') === true, undefined, { timeout: 15_000 });
+      expect(await page.locator('tr[data-channel="tabs"] td[data-field="consumers"]').textContent()).toBe('0 / 0');
+      expect(problems).toEqual([]);
+      await page.close();
+    } finally {
+      es.close();
+    }
   });
 });

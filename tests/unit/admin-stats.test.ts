@@ -51,6 +51,30 @@ describe('admin stats', () => {
     expect(st.topics[0].channels).toEqual([expect.objectContaining({ channel_name: 'c', depth: 0, paused: false })]);
   });
 
+  it('merges HTTP consumers per gateway over shards (the freshest report wins, never summed) and reads a stock nsqd as having none', () => {
+    const withHttp = (entries: unknown[], clients = 0) => {
+      const doc = shardDoc([{ name: 'orders', depth: 0, count: 0, channels: [{ name: 'billing', depth: 0, count: 0 }] }]) as { topics: { channels: Record<string, unknown>[] }[] };
+      Object.assign(doc.topics[0].channels[0], { http_consumers: entries, client_count: clients });
+      return doc;
+    };
+    const a = { gateway_id: 'gw-a', gateway_address: '127.0.0.1:1', streams: 2, long_polls: 0, in_flight: 3, held: 0, age_ms: 900 };
+    const aFresh = { ...a, streams: 1, in_flight: 1, age_ms: 100 };
+    const b = { gateway_id: 'gw-b', gateway_address: '127.0.0.1:2', streams: 0, long_polls: 4, in_flight: 0, held: 2, age_ms: 50 };
+    const s = aggregate([ok('s1:1', withHttp([a, b], 1)), ok('s2:1', withHttp([aFresh])), ok('s3:1', shardDoc([{ name: 'orders', depth: 0, count: 0, channels: [{ name: 'billing', depth: 0, count: 0 }] }]))], 0);
+    const c = s.topics[0].channels[0];
+    expect(c.http_consumers).toEqual([
+      { gateway_id: 'gw-a', gateway_address: '127.0.0.1:1', streams: 1, long_polls: 0, in_flight: 1, held: 0, age_ms: 100, shards: ['s1:1', 's2:1'] },
+      { gateway_id: 'gw-b', gateway_address: '127.0.0.1:2', streams: 0, long_polls: 4, in_flight: 0, held: 2, age_ms: 50, shards: ['s1:1'] },
+    ]);
+    expect(c.http_consumer_count).toBe(5); // gw-a's 1 stream once, gw-b's 4 long-polls
+    expect(c.client_count).toBe(1);
+    expect(c.shards.map((r) => [r.shard, r.http_consumer_count])).toEqual([['s1:1', 6], ['s2:1', 1], ['s3:1', 0]]);
+    // malformed entries are skipped, malformed numbers read as 0
+    const st = parseStats(withHttp([{ gateway_id: 7 }, { gateway_id: 'x', streams: 'many', long_polls: 2 }, null]));
+    expect(st.topics[0].channels[0].http_consumers).toEqual([{ gateway_id: 'x', gateway_address: '', streams: 0, long_polls: 2, in_flight: 0, held: 0, age_ms: 0 }]);
+    expect(st.topics[0].channels[0].http_consumer_count).toBe(2);
+  });
+
   it('computes rates per shard from count deltas; a counter that went down starts afresh', () => {
     const rates = new Rates();
     const snap = (c1: number, c2: number) => aggregate([ok('a:1', shardDoc([{ name: 't', depth: 0, count: c1 }])), ok('b:2', shardDoc([{ name: 't', depth: 0, count: c2 }]))], 0);

@@ -32,6 +32,9 @@
     return h('div', { class: 'box' }, h('table', {}, h('thead', {}, h('tr', {}, headers.map((x) => h('th', { text: x })))), h('tbody', {}, rows)));
   }
   const cell = (field, value, cls) => h('td', { 'data-field': field, class: cls }, value instanceof Node ? value : fmt(value));
+  // Consumers of both kinds in one cell: TCP clients (the shards' /stats clients) / HTTP consumers
+  // (SSE streams and waiting long-polls, as the gateways report them to the shards).
+  const consumersCell = (tcp, http) => h('td', { 'data-field': 'consumers', title: 'TCP clients / HTTP consumers (SSE streams + long-polls)' }, fmt(tcp) + ' / ' + fmt(http || 0));
   const pausedCell = (p, some) => cell('paused', p ? 'paused' : some ? 'partly' : 'no', p || some ? 'paused' : '');
   function say(text, isError) {
     flash.textContent = text;
@@ -237,16 +240,16 @@
           h('tr', { 'data-channel': c.name },
             h('td', {}, h('a', { href: channelHref(topic, c.name), text: c.name })),
             cell('depth', c.depth), cell('in_flight', c.in_flight_count), cell('deferred', c.deferred_count), cell('requeued', c.requeue_count), cell('timed_out', c.timeout_count),
-            cell('consumers', c.client_count), cell('rate', c.rate), h('td', {}, sparkline(state.history.channels[topic + '/' + c.name], 1)), pausedCell(c.paused, c.paused_shards.length > 0)));
+            consumersCell(c.client_count, c.http_consumer_count), cell('rate', c.rate), h('td', {}, sparkline(state.history.channels[topic + '/' + c.name], 1)), pausedCell(c.paused, c.paused_shards.length > 0)));
         const perShard = [];
-        for (const c of t.channels) for (const r of c.shards) perShard.push(h('tr', {}, h('td', { text: c.name }), cell('shard', r.shard), cell('depth', r.depth), cell('in_flight', r.in_flight_count), cell('deferred', r.deferred_count), cell('consumers', r.client_count), pausedCell(r.paused)));
+        for (const c of t.channels) for (const r of c.shards) perShard.push(h('tr', {}, h('td', { text: c.name }), cell('shard', r.shard), cell('depth', r.depth), cell('in_flight', r.in_flight_count), cell('deferred', r.deferred_count), consumersCell(r.client_count, r.http_consumer_count), pausedCell(r.paused)));
         const shards = t.shards.map((r) =>
           h('tr', { 'data-shard': r.shard }, h('td', { text: r.shard }), cell('depth', r.depth), cell('messages', r.message_count), cell('channels', r.channel_count), pausedCell(r.paused),
             h('td', {}, h('button', { onclick: () => act('Tombstone ' + r.shard + ' for ' + topic + ' at every lookup? Consumers stop finding it there for a while.', topicPath(topic) + '/tombstone?shard=' + enc(r.shard)), text: 'Tombstone' }))));
         live.replaceChildren(
           charts(state.history.topics[topic]),
-          h('h2', { text: 'Channels' }), table(['channel', 'depth', 'in flight', 'deferred', 'requeued', 'timed out', 'consumers', 'msg/s', 'trend', 'paused'], channels, 'no channels: messages wait in the topic'),
-          h('h2', { text: 'Channels on each shard' }), table(['channel', 'shard', 'depth', 'in flight', 'deferred', 'consumers', 'paused'], perShard),
+          h('h2', { text: 'Channels' }), table(['channel', 'depth', 'in flight', 'deferred', 'requeued', 'timed out', 'consumers (TCP / HTTP)', 'msg/s', 'trend', 'paused'], channels, 'no channels: messages wait in the topic'),
+          h('h2', { text: 'Channels on each shard' }), table(['channel', 'shard', 'depth', 'in flight', 'deferred', 'consumers (TCP / HTTP)', 'paused'], perShard),
           h('h2', { text: 'Shards' }), table(['shard', 'topic depth', 'messages', 'channels', 'paused', ''], shards), shardProblems(s));
       },
     };
@@ -256,30 +259,43 @@
     const live = h('div');
     const actions = h('div', { class: 'actions' });
     const clientsBox = h('div', {}, h('div', { class: 'box empty', text: 'loading consumers…' }));
-    view.replaceChildren(h('div', { class: 'crumbs' }, h('a', { href: '#/topics', text: 'Topics' }), ' / ', h('a', { href: topicHref(topic), text: topic })), h('h1', { text: channel }), actions, live, h('h2', { text: 'Consumers (TCP clients)' }), clientsBox);
+    const httpBox = h('div', { id: 'http-consumers' }, h('div', { class: 'box empty', text: 'loading consumers…' }));
+    view.replaceChildren(h('div', { class: 'crumbs' }, h('a', { href: '#/topics', text: 'Topics' }), ' / ', h('a', { href: topicHref(topic), text: topic })), h('h1', { text: channel }), actions, live,
+      h('h2', { text: 'TCP consumers (clients)' }), clientsBox, h('h2', { text: 'HTTP consumers (SSE streams, long-polls)' }), httpBox);
     const p = channelPath(topic, channel);
     async function loadClients() {
       try {
         const r = await api(p);
         const rows = [];
         for (const sh of r.channel.shards) for (const c of sh.clients || []) rows.push(h('tr', {}, h('td', { text: c.client_id || c.hostname || '' }), cell('shard', sh.shard), cell('remote', c.remote_address), cell('agent', c.user_agent || ''), cell('rdy', c.ready_count), cell('in_flight', c.in_flight_count), cell('messages', c.message_count), cell('finished', c.finish_count), cell('requeued', c.requeue_count), cell('tls', c.tls ? 'yes' : 'no')));
-        clientsBox.replaceChildren(table(['client', 'shard', 'address', 'user agent', 'ready', 'in flight', 'messages', 'finished', 'requeued', 'tls'], rows, 'no TCP consumers (HTTP consumers hold leases, shown as in flight)'));
+        clientsBox.replaceChildren(table(['client', 'shard', 'address', 'user agent', 'ready', 'in flight', 'messages', 'finished', 'requeued', 'tls'], rows, 'no TCP consumers'));
       } catch (_) { /* shown by the live part */ }
+    }
+    // One row per gateway (it reports to every shard of the topic; the freshest report is shown).
+    function drawHttp(c) {
+      const rows = (c.http_consumers || []).map((g) =>
+        h('tr', { 'data-gateway': g.gateway_id }, h('td', { text: g.gateway_id }), cell('address', g.gateway_address || '–'), cell('streams', g.streams), cell('long_polls', g.long_polls),
+          cell('in_flight', g.in_flight), cell('held', g.held), h('td', { 'data-field': 'shards', title: g.shards.join(', ') }, String(g.shards.length)), cell('age', (g.age_ms / 1000).toFixed(1) + ' s')));
+      httpBox.replaceChildren(table(['gateway', 'address', 'SSE streams', 'long-polls', 'in flight', 'held', 'shards', 'last report'], rows, 'no HTTP consumers (gateways report theirs every few seconds)'));
     }
     let lastClients = 0;
     return {
       update(s) {
         const t = s.topics.find((x) => x.name === topic);
         const c = t && t.channels.find((x) => x.name === channel);
-        if (!c) return live.replaceChildren(h('div', { class: 'box empty', text: 'no shard holds this channel (any more)' }));
+        if (!c) {
+          httpBox.replaceChildren();
+          return live.replaceChildren(h('div', { class: 'box empty', text: 'no shard holds this channel (any more)' }));
+        }
         actions.replaceChildren(
           c.paused ? h('button', { 'data-action': 'unpause', onclick: () => act('Unpause channel ' + channel + '?', p + '/unpause'), text: 'Unpause' })
             : h('button', { 'data-action': 'pause', onclick: () => act('Pause channel ' + channel + ' on every shard? Delivery stops; messages wait.', p + '/pause'), text: 'Pause' }),
           h('button', { 'data-action': 'empty', class: 'danger', onclick: () => act('Empty channel ' + channel + '? Its queued messages are lost.', p + '/empty'), text: 'Empty' }),
           h('button', { 'data-action': 'delete', class: 'danger', onclick: () => act('Delete channel ' + channel + ' on every shard?', p + '/delete'), text: 'Delete' }));
-        const sum = h('tr', { 'data-channel': channel }, h('td', { text: 'all shards' }), cell('depth', c.depth), cell('in_flight', c.in_flight_count), cell('deferred', c.deferred_count), cell('requeued', c.requeue_count), cell('timed_out', c.timeout_count), cell('consumers', c.client_count), cell('messages', c.message_count), cell('rate', c.rate), pausedCell(c.paused, c.paused_shards.length > 0));
-        const rows = c.shards.map((r) => h('tr', { 'data-shard': r.shard }, h('td', { text: r.shard }), cell('depth', r.depth), cell('in_flight', r.in_flight_count), cell('deferred', r.deferred_count), cell('requeued', r.requeue_count), cell('timed_out', r.timeout_count), cell('consumers', r.client_count), cell('messages', r.message_count), cell('rate', ''), pausedCell(r.paused)));
-        live.replaceChildren(charts(state.history.channels[topic + '/' + channel]), h('h2', { text: 'Counts' }), table(['', 'depth', 'in flight', 'deferred', 'requeued', 'timed out', 'consumers', 'messages', 'msg/s', 'paused'], [sum, ...rows]), shardProblems(s));
+        const sum = h('tr', { 'data-channel': channel }, h('td', { text: 'all shards' }), cell('depth', c.depth), cell('in_flight', c.in_flight_count), cell('deferred', c.deferred_count), cell('requeued', c.requeue_count), cell('timed_out', c.timeout_count), consumersCell(c.client_count, c.http_consumer_count), cell('messages', c.message_count), cell('rate', c.rate), pausedCell(c.paused, c.paused_shards.length > 0));
+        const rows = c.shards.map((r) => h('tr', { 'data-shard': r.shard }, h('td', { text: r.shard }), cell('depth', r.depth), cell('in_flight', r.in_flight_count), cell('deferred', r.deferred_count), cell('requeued', r.requeue_count), cell('timed_out', r.timeout_count), consumersCell(r.client_count, r.http_consumer_count), cell('messages', r.message_count), cell('rate', ''), pausedCell(r.paused)));
+        live.replaceChildren(charts(state.history.channels[topic + '/' + channel]), h('h2', { text: 'Counts' }), table(['', 'depth', 'in flight', 'deferred', 'requeued', 'timed out', 'consumers (TCP / HTTP)', 'messages', 'msg/s', 'paused'], [sum, ...rows]), shardProblems(s));
+        drawHttp(c);
         if (Date.now() - lastClients > 4000) {
           lastClients = Date.now();
           void loadClients();
