@@ -36,9 +36,11 @@
   // (SSE streams and waiting long-polls, as the gateways report them to the shards).
   const consumersCell = (tcp, http) => h('td', { 'data-field': 'consumers', title: 'TCP clients / HTTP consumers (SSE streams + long-polls)' }, fmt(tcp) + ' / ' + fmt(http || 0));
   const pausedCell = (p, some) => cell('paused', p ? 'paused' : some ? 'partly' : 'no', p || some ? 'paused' : '');
-  function say(text, isError) {
+  // `readError`: a failed read of the cluster, cleared by the next good one (an action's outcome stays)
+  function say(text, isError, readError) {
     flash.textContent = text;
     flash.className = isError ? 'error' : '';
+    flash.dataset.read = readError ? '1' : '';
   }
   function uptime(s) {
     if (typeof s !== 'number') return '–';
@@ -187,6 +189,7 @@
     }
   }
   function update(s) {
+    if (flash.dataset.read === '1') say('');
     state.snapshot = s;
     if (state.view && state.view.update) state.view.update(s);
   }
@@ -194,7 +197,7 @@
     try {
       update(await api('/v1/admin/cluster'));
     } catch (err) {
-      say('cannot read the cluster: ' + err.message, true);
+      say('cannot read the cluster: ' + err.message, true, true);
     }
   }
 
@@ -320,7 +323,7 @@
           live.replaceWith(box);
           live = box;
         } catch (err) {
-          say('cannot read shards: ' + err.message, true);
+          say('cannot read shards: ' + err.message, true, true);
         }
       },
     };
@@ -341,7 +344,7 @@
           live.replaceWith(box);
           live = box;
         } catch (err) {
-          say('cannot read lookups: ' + err.message, true);
+          say('cannot read lookups: ' + err.message, true, true);
         }
       },
     };
