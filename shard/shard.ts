@@ -124,7 +124,7 @@ export function createShard(config: ShardConfig, logger: Logger): Shard {
     httpConsumers: (topic, channel) => httpConsumers.channel(topic, channel),
   });
   registerLeaseApi(router, { engine, defaultLeaseMs: config.msgTimeout });
-  registerMetricsRoute(router, createShardMetrics(engine));
+  registerMetricsRoute(router, createShardMetrics(engine, (topic, channel) => httpConsumers.channel(topic, channel)));
   registerChannelApi(router, engine);
   registerConsumersApi(router, httpConsumers);
   const idempotency = registerPublishApi(router, engine, config);

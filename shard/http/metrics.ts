@@ -18,7 +18,10 @@ function follow(counter: Counter<string>, last: Map<string, number>, key: string
   last.set(key, total);
 }
 
-export function createShardMetrics(engine: Engine): Registry {
+/** HTTP consumers as the gateways reported them for a channel (shard/http/http-consumers.ts). */
+export type HttpConsumersOfChannel = (topic: string, channel: string) => readonly { streams: number; long_polls: number }[];
+
+export function createShardMetrics(engine: Engine, httpConsumers: HttpConsumersOfChannel = () => []): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sluice_shard_' });
 
@@ -56,6 +59,22 @@ export function createShardMetrics(engine: Engine): Registry {
       },
     });
   }
+
+  // What the gateways last reported for each channel (summed over gateways; expired reports are gone).
+  const httpGauge = (name: string, help: string, read: (c: { streams: number; long_polls: number }) => number) =>
+    new Gauge<ChannelLabels>({
+      name,
+      help,
+      labelNames: ['topic', 'channel'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const t of engine.topics.values())
+          for (const ch of t.channels.values()) this.set({ topic: t.name, channel: ch.name }, httpConsumers(t.name, ch.name).reduce((a, c) => a + read(c), 0));
+      },
+    });
+  httpGauge('sluice_channel_http_streams', 'SSE streams open on the channel through gateways (as they last reported)', (c) => c.streams);
+  httpGauge('sluice_channel_http_long_polls', 'Long-polls waiting on the channel in gateways (as they last reported)', (c) => c.long_polls);
 
   // Counters follow the engine's running totals, brought up to date as each is scraped.
   const seen = new Map<string, number>();

@@ -12,6 +12,7 @@ import { GatewayProcess, startGateway } from '../helpers/gateway';
 import { expectDocumented } from '../helpers/openapi';
 import { Running, startProgram, waitFor } from '../helpers/process';
 import { call, ShardProcess, startShard } from '../helpers/shard';
+import { parsePrometheus, sampleValue } from '../helpers/prom';
 
 const SECRET = 'http-consumers-receipt-secret-0123456789';
 const TOPIC = 'hc-orders';
@@ -113,6 +114,13 @@ describe('HTTP consumers on the shards and in the admin', () => {
     // the cluster snapshot (what the topic page draws) counts them too
     const topics = (await gwA.call('/v1/admin/topics')).json().topics;
     expect(topics.find((t: { name: string }) => t.name === TOPIC).channels[0].http_consumer_count).toBe(2);
+
+    // the shards' /metrics say the same
+    for (const s of shards) {
+      const samples = parsePrometheus((await call(s.url('/metrics'))).text).samples;
+      expect(sampleValue(samples, 'sluice_channel_http_streams', { topic: TOPIC, channel: CHANNEL })).toBe(1);
+      expect(sampleValue(samples, 'sluice_channel_http_long_polls', { topic: TOPIC, channel: CHANNEL })).toBe(1);
+    }
 
     // closed: gone from every shard while both gateways keep running (their reports cleared it)
     es.close();
