@@ -79,7 +79,7 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
 export function sendError(res: ServerResponse, err: GatewayError, requestComplete = true): void {
   const headers: Record<string, string> = {};
   // no shard able to take it right now is as temporary as a full queue: tell the client when to retry
-  if (err.status === 429 || err.code === 'NO_SHARD' || err.code === 'SHARD_UNAVAILABLE') headers['Retry-After'] = String(typeof err.details.retry_after_s === 'number' ? err.details.retry_after_s : 1);
+  if (err.status === 429 || err.code === 'NO_SHARD' || err.code === 'SHARD_UNAVAILABLE' || err.code === 'TOO_MANY_VIEWERS') headers['Retry-After'] = String(typeof err.details.retry_after_s === 'number' ? err.details.retry_after_s : 1);
   if (err.status === 401 && err.code === 'UNAUTHENTICATED') headers['WWW-Authenticate'] = 'Bearer';
   if (!requestComplete) headers['Connection'] = 'close';
   sendJson(res, err.status, errorBody(err), headers);
