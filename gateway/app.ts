@@ -26,6 +26,7 @@ import { consumeRouter, createConsumeApi } from './consume-api';
 import { Cors } from './cors';
 import { HttpLeaseClient, LeaseClient } from './lease-client';
 import { registerConsumeMetrics } from './consume-metrics';
+import { totalCounter } from '../runtime/metrics';
 import { httpServerOptions, type HttpTimeouts } from '../runtime/http-server';
 import { KeyLimitOptions, KeyLimits } from './key-limits';
 import { ConsumerReporter, DEFAULT_CONSUMER_REPORT_OPTIONS, httpReportSender } from './consumer-report';
@@ -270,6 +271,8 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
     { ...DEFAULT_CONSUMER_REPORT_OPTIONS, intervalMs: opts.consumerReportIntervalMs },
     { groups: () => consume.activeGroups(), shards: () => topology.nodes(), identity: () => identity, send: reportSender.send, logger },
   );
+  totalCounter(metrics, 'sluice_gateway_consumer_reports_total', 'Consumer reports sent to shards, full (all channels) or changes only', () => reporter.counts.full + reporter.counts.delta);
+  totalCounter(metrics, 'sluice_gateway_consumer_report_failures_total', 'Consumer reports a shard did not take (unreachable, or refused)', () => reporter.counts.failed);
   const startReports = (host: string, port: number) => {
     if (!consume.enabled) return;
     const named = host === '0.0.0.0' || host === '::' || host === '' ? os.hostname() : host.includes(':') ? `[${host}]` : host;

@@ -122,6 +122,11 @@ describe('HTTP consumers on the shards and in the admin', () => {
       expect(sampleValue(samples, 'sluice_channel_http_long_polls', { topic: TOPIC, channel: CHANNEL })).toBe(1);
     }
 
+    // and each gateway counts the reports it sent (none refused)
+    const gwSamples = parsePrometheus((await gwA.call('/metrics')).text).samples;
+    expect(sampleValue(gwSamples, 'sluice_gateway_consumer_reports_total')).toBeGreaterThanOrEqual(2);
+    expect(sampleValue(gwSamples, 'sluice_gateway_consumer_report_failures_total')).toBe(0);
+
     // closed: gone from every shard while both gateways keep running (their reports cleared it)
     es.close();
     poll.abort();
