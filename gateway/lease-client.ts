@@ -6,18 +6,11 @@
 // response buffer instead of base64 in JSON. A shard that answers JSON anyway is still understood.
 
 import { Pool } from 'undici';
-import { decodeLeaseBatch, LEASE_BATCH_TYPE, LeaseBatchError } from '../wire/lease-batch';
+import { decodeLeaseBatch, LEASE_BATCH_TYPE, LeaseBatchError, type LeaseBatchMessage } from '../wire/lease-batch';
 import { ShardError } from './shards';
 
-export interface LeasedMessage {
-  id: string;
-  token: string;
-  attempts: number;
-  timestamp: number;
-  /** The lease the shard granted, in ms from when it answered. */
-  leaseMs: number;
-  body: Buffer;
-}
+/** A message a shard leased to this gateway (the same fields whichever answer format brought it). */
+export type LeasedMessage = LeaseBatchMessage;
 
 export interface PullSpec {
   topic: string;

@@ -27,16 +27,8 @@ export interface ChannelOnShard extends ChannelCounts {
 }
 
 /** One gateway's HTTP consumers of a channel, merged over the shards it reported them to. */
-export interface GatewayConsumers {
-  gateway_id: string;
-  gateway_address: string;
-  streams: number;
-  long_polls: number;
-  in_flight: number;
-  held: number;
-  /** ms since its freshest report, whose counts these are. */
-  age_ms: number;
-  /** The shards holding a report from it for this channel. */
+export interface GatewayConsumers extends HttpConsumerStats {
+  /** The shards holding a report from it for this channel (the counts and age_ms are from the freshest). */
   shards: string[];
 }
 
