@@ -3,7 +3,7 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Metric, Registry } from 'prom-client';
 import { LATENCY_BUCKETS_S } from '../engine/latency';
-import type { ChannelStats } from '../engine/channel';
+import type { Channel, ChannelStats } from '../engine/channel';
 import type { Engine } from '../engine/engine';
 import type { Topic } from '../engine/topic';
 import type { Router } from './router';
@@ -39,7 +39,18 @@ export function createShardMetrics(engine: Engine, httpConsumers: HttpConsumersO
   topicGauge('sluice_topic_depth', 'Messages waiting in the topic itself (no channel yet, or paused)', (t) => t.depth());
   topicGauge('sluice_topic_paused', '1 when the topic is paused', (t) => (t.paused ? 1 : 0));
 
-  const channelGauges: [string, string, (s: ChannelStats) => number][] = [
+  const channelGauge = (name: string, help: string, read: (topic: string, ch: Channel) => number) =>
+    new Gauge<ChannelLabels>({
+      name,
+      help,
+      labelNames: ['topic', 'channel'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const t of engine.topics.values()) for (const ch of t.channels.values()) this.set({ topic: t.name, channel: ch.name }, read(t.name, ch));
+      },
+    });
+  const statGauges: [string, string, (s: ChannelStats) => number][] = [
     ['sluice_channel_depth', 'Messages ready for delivery (memory and disk)', (s) => s.depth],
     ['sluice_channel_backend_depth', 'Messages ready for delivery that are on disk', (s) => s.backend_depth],
     ['sluice_channel_in_flight', 'Messages delivered and not yet finished', (s) => s.in_flight_count],
@@ -47,34 +58,11 @@ export function createShardMetrics(engine: Engine, httpConsumers: HttpConsumersO
     ['sluice_channel_clients', 'TCP consumers of the channel', (s) => s.client_count],
     ['sluice_channel_paused', '1 when the channel is paused', (s) => (s.paused ? 1 : 0)],
   ];
-  for (const [name, help, read] of channelGauges) {
-    new Gauge<ChannelLabels>({
-      name,
-      help,
-      labelNames: ['topic', 'channel'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const t of engine.topics.values()) for (const ch of t.channels.values()) this.set({ topic: t.name, channel: ch.name }, read(ch.stats()));
-      },
-    });
-  }
-
+  for (const [name, help, read] of statGauges) channelGauge(name, help, (_, ch) => read(ch.stats()));
   // What the gateways last reported for each channel (summed over gateways; expired reports are gone).
-  const httpGauge = (name: string, help: string, read: (c: { streams: number; long_polls: number }) => number) =>
-    new Gauge<ChannelLabels>({
-      name,
-      help,
-      labelNames: ['topic', 'channel'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const t of engine.topics.values())
-          for (const ch of t.channels.values()) this.set({ topic: t.name, channel: ch.name }, httpConsumers(t.name, ch.name).reduce((a, c) => a + read(c), 0));
-      },
-    });
-  httpGauge('sluice_channel_http_streams', 'SSE streams open on the channel through gateways (as they last reported)', (c) => c.streams);
-  httpGauge('sluice_channel_http_long_polls', 'Long-polls waiting on the channel in gateways (as they last reported)', (c) => c.long_polls);
+  const reported = (topic: string, ch: Channel, key: 'streams' | 'long_polls') => httpConsumers(topic, ch.name).reduce((a, c) => a + c[key], 0);
+  channelGauge('sluice_channel_http_streams', 'SSE streams open on the channel through gateways (as they last reported)', (t, ch) => reported(t, ch, 'streams'));
+  channelGauge('sluice_channel_http_long_polls', 'Long-polls waiting on the channel in gateways (as they last reported)', (t, ch) => reported(t, ch, 'long_polls'));
 
   // Counters follow the engine's running totals, brought up to date as each is scraped.
   const seen = new Map<string, number>();
