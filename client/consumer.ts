@@ -13,7 +13,7 @@ import { ConsumerLink, type LinkOwner } from './consumer-link';
 import { lookupTopic } from './lookup';
 import { Message } from './message';
 import { planRdy } from './rdy';
-import type { DeliveryOptions, MessageSource } from './source';
+import { emitDelivery, type DeliveryOptions, type MessageSource } from './source';
 
 export interface ConsumerOptions extends ConnectionOptions, DeliveryOptions {
   /** Lookups to poll for the nodes holding the topic ("host:port" or "http://host:port"). */
@@ -126,15 +126,7 @@ export class Consumer extends EventEmitter implements LinkOwner, MessageSource {
   }
 
   linkMessage(link: ConsumerLink, m: Message): void {
-    this.counts.received++;
-    const max = this.o.maxAttempts ?? 0;
-    if (max > 0 && m.attempts > max) {
-      this.counts.discarded++;
-      m.finish();
-      this.emit('discard', m);
-      return;
-    }
-    this.emit('message', m);
+    emitDelivery(this, m, this.o.maxAttempts ?? 0, this.counts);
   }
 
   linkSettled(kind: 'finish' | 'requeue', backoff: boolean): void {

@@ -17,7 +17,7 @@ import { ClientError, errorText, GatewayCallError } from './errors';
 import { GatewayHttp, retryDelayMs } from './gateway-http';
 import { Message, type MessageSettler } from './message';
 import { RECEIPT_PATTERN, ReceiptBatcher, SETTLE_OPS, settleBody, sortResults, type PendingReceipt, type SettleOp } from './receipt-batcher';
-import type { DeliveryOptions, MessageSource } from './source';
+import { emitDelivery, type DeliveryOptions, type MessageSource } from './source';
 
 export interface GatewayConsumerOptions extends DeliveryOptions {
   /** The gateway's base URL (http:// or https://). */
@@ -260,16 +260,8 @@ export class GatewayConsumer extends EventEmitter implements MessageSource, Mess
 
   private deliver(w: ConsumedMessage): void {
     const m = new Message(w, this.topic, this.channel, this.http.base, w.leaseMs, this);
-    this.counts.received++;
     this.inFlight.set(m, w.receipt);
-    const max = this.o.maxAttempts ?? 0;
-    if (max > 0 && m.attempts > max) {
-      this.counts.discarded++;
-      m.finish();
-      this.emit('discard', m);
-      return;
-    }
-    this.emit('message', m);
+    emitDelivery(this, m, this.o.maxAttempts ?? 0, this.counts);
   }
 
   private pollFailed(err: unknown): void {

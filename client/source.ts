@@ -2,6 +2,7 @@
 // (Consumer, Producer) or HTTP through a gateway (GatewayConsumer, GatewayProducer):
 // MessageSource to consume, Publisher to publish.
 
+import type { EventEmitter } from 'node:events';
 import type { ClientError } from './errors';
 import type { Message } from './message';
 
@@ -42,4 +43,27 @@ export interface Publisher {
   publishMany(topic: string, bodies: ReadonlyArray<Buffer | string>): Promise<void>;
   /** Refuses new publishes, waits for those in progress, then lets go of the connections. */
   close(): Promise<void>;
+}
+
+/** What a consumer counts of the messages it handled. */
+export interface DeliveryCounts {
+  received: number;
+  finished: number;
+  requeued: number;
+  discarded: number;
+}
+
+/**
+ * Hands a received message to the consumer's listeners as 'message' — or, past `maxAttempts`
+ * deliveries (0: no limit), finishes it and emits it as 'discard' instead, as go-nsq does.
+ */
+export function emitDelivery(source: EventEmitter, m: Message, maxAttempts: number, counts: DeliveryCounts): void {
+  counts.received++;
+  if (maxAttempts > 0 && m.attempts > maxAttempts) {
+    counts.discarded++;
+    m.finish();
+    source.emit('discard', m);
+    return;
+  }
+  source.emit('message', m);
 }
