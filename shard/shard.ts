@@ -1,5 +1,6 @@
-// Wires a shard together: the file store and engine, the nsqd-compatible HTTP API with the lease
-// API, and (later) the TCP protocol server; start() listens, close() persists and shuts down.
+// Wires a shard together: the file store and engine, the nsqd-compatible HTTP API with Sluice's
+// extensions (lease, publish, channel settings, HTTP consumer reports, metrics), the TCP protocol
+// server and lookup registration; start() listens, close() persists and shuts down.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
