@@ -20,7 +20,7 @@ import { FetchNodes, Topology } from './topology';
 import { loadWebhookConfig, WebhookTopic } from './webhooks';
 import { createGatewayMetrics } from './metrics';
 import { HttpRequestCounts } from './http-metrics';
-import { createAdmin } from './admin/router';
+import { createAdmin, DEFAULT_ADMIN_OPTIONS } from './admin/router';
 import { Consumption, ConsumeOptions, DEFAULT_CONSUME_OPTIONS } from './consume';
 import { consumeRouter, createConsumeApi } from './consume-api';
 import { Cors } from './cors';
@@ -59,6 +59,8 @@ export interface GatewayOptions {
   gatewayId: string;
   /** How often the shards are told about this gateway's HTTP consumers; 0 = never. */
   consumerReportIntervalMs: number;
+  /** Most admin pages following the live view (/v1/admin/events) at once. */
+  adminMaxViewers: number;
 }
 
 export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
@@ -79,6 +81,7 @@ export const DEFAULT_GATEWAY_OPTIONS: GatewayOptions = {
   corsOrigins: [],
   gatewayId: '',
   consumerReportIntervalMs: DEFAULT_CONSUMER_REPORT_OPTIONS.intervalMs,
+  adminMaxViewers: DEFAULT_ADMIN_OPTIONS.maxViewers,
 };
 
 export interface GatewayDeps {
@@ -184,7 +187,7 @@ export function createGateway(options: Partial<GatewayOptions> = {}, deps: Gatew
     requests.track(req, res);
     next();
   });
-  const admin = createAdmin({ placementCount: opts.publisher.placementCount }, { topology, auth, logger, publishBreakerOpen: shardPool.isUnavailable, uiDir: path.join(root, 'gateway', 'admin', 'ui') });
+  const admin = createAdmin({ placementCount: opts.publisher.placementCount, maxViewers: opts.adminMaxViewers }, { topology, auth, logger, publishBreakerOpen: shardPool.isUnavailable, uiDir: path.join(root, 'gateway', 'admin', 'ui') });
   app.use(admin.router);
   if (cors.enabled) app.use((req: Request, res: Response, next: NextFunction) => (cors.handle(req, res) ? undefined : next()));
   const serveConsume = consumeRouter(d, createConsumeApi(root, consume));

@@ -41,6 +41,7 @@ export const gatewayFlags = {
   rateBurst: flag.int(0, 'requests a key may make at once above --rate-limit, per family (default: one second\'s worth)', 0),
   keyConcurrency: flag.int(0, 'requests in progress at once per API key in each family, open SSE streams and waiting long-polls included (the per-key connection limit); 0 = no limit', 0),
   gatewayId: flag.string('', 'this gateway\'s name in its consumer reports to the shards, unique in the cluster (default hostname:http-port)'),
+  adminMaxViewers: flag.int(DEFAULT_GATEWAY_OPTIONS.adminMaxViewers, 'most admin pages following the live view at once (more get 503 TOO_MANY_VIEWERS with Retry-After)', 1),
   consumerReportInterval: flag.duration(DEFAULT_GATEWAY_OPTIONS.consumerReportIntervalMs, 'how often each shard is told about this gateway\'s SSE streams and long-polls (for the admin UI); 0 = never'),
   ...httpTimeoutFlags,
   logLevel: flag.string('info', 'log level: error, warn, info or debug'),
@@ -73,6 +74,7 @@ export const program = defineProgram({
         corsOrigins: config.corsOrigin,
         gatewayId: config.gatewayId,
         consumerReportIntervalMs: config.consumerReportInterval,
+        adminMaxViewers: config.adminMaxViewers,
         httpTimeouts: { headersTimeoutMs: config.headerTimeout, requestTimeoutMs: config.requestTimeout },
         keyLimits: { ratePerSec: config.rateLimit, burst: config.rateBurst, maxConcurrent: config.keyConcurrency },
         shard: {

@@ -6,7 +6,8 @@ import { Writable } from 'node:stream';
 import request from 'supertest';
 import winston from 'winston';
 import { createGateway, Gateway } from '../../gateway/app';
-import { InProcessShard, startInProcessShard } from '../helpers/gateway';
+import { request as undiciRequest } from 'undici';
+import { InProcessShard, startGateway, startInProcessShard } from '../helpers/gateway';
 
 let shard: InProcessShard;
 let gw: Gateway;
@@ -52,5 +53,37 @@ describe('admin API on an open gateway', () => {
     const orphan = await request(gw.app).post('/v1/admin/topics/nowhere/channels/c/create').set('Host', '127.0.0.1');
     expect(orphan.status).toBe(404);
     expect(orphan.body.error.code).toBe('TOPIC_NOT_FOUND');
+  });
+
+  it('caps live viewers (--admin-max-viewers): one more gets 503 TOO_MANY_VIEWERS with Retry-After', async () => {
+    const one = await startGateway(['--shard-http-address', shard.http, '--admin-max-viewers', '1']);
+    const ac = new AbortController();
+    try {
+      const first = await undiciRequest(one.url('/v1/admin/events'), { signal: ac.signal });
+      expect(first.statusCode).toBe(200);
+      const second = await one.call('/v1/admin/events');
+      expect(second.status).toBe(503);
+      expect(second.json().error.code).toBe('TOO_MANY_VIEWERS');
+      expect(Number(second.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      ac.abort();
+      first.body.on('error', () => undefined);
+      // the slot is free again once the first viewer has gone
+      const ac2 = new AbortController();
+      const again = await (async () => {
+        for (let i = 0; i < 50; i++) {
+          const r = await undiciRequest(one.url('/v1/admin/events'), { signal: ac2.signal });
+          if (r.statusCode === 200) return r;
+          await r.body.dump();
+          await new Promise((res) => setTimeout(res, 100));
+        }
+        return null;
+      })();
+      expect(again?.statusCode).toBe(200);
+      ac2.abort();
+      again?.body.on('error', () => undefined);
+    } finally {
+      ac.abort();
+      await one.stop();
+    }
   });
 });
