@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isValidName } from '../wire/names';
 import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../wire/sluice-batch';
-import { Auth, canPublish, isAdmin, Principal } from './auth';
+import { Auth, canPublish, canReadStats, Principal } from './auth';
 import { mediaType, readBody } from './body';
 import { GatewayError, sendError, sendJson, toGatewayError } from './errors';
 import type { OutMessage, Publisher, PublishResult } from './publish';
@@ -321,17 +321,17 @@ export function getTopic(d: ApiDeps, c: Call): void {
 
 export function listShards(d: ApiDeps, c: Call): void {
   const p = principal(d, c);
-  if (p && !isAdmin(p)) throw new GatewayError('FORBIDDEN', { need: 'admin' });
+  if (p && !canReadStats(p)) throw new GatewayError('FORBIDDEN', { need: 'stats' });
   const byShard = new Map<string, string[]>(d.topology.nodes().map((n) => [n, []]));
   for (const [t, shards] of d.topology.topics()) for (const s of shards) byShard.get(s)?.push(t);
   const shards = [...byShard].map(([address, topics]) => ({ address, breaker: d.breakerState(address), topics: topics.sort() }));
   sendJson(c.res, 200, { shards });
 }
 
-/** Prometheus metrics (admin scope when auth is on). */
+/** Prometheus metrics (stats or admin scope when auth is on). */
 export async function metrics(d: ApiDeps, c: Call): Promise<void> {
   const p = principal(d, c);
-  if (p && !isAdmin(p)) throw new GatewayError('FORBIDDEN', { need: 'admin' });
+  if (p && !canReadStats(p)) throw new GatewayError('FORBIDDEN', { need: 'stats' });
   const text = await d.metrics.metrics();
   c.res.writeHead(200, { 'Content-Type': d.metrics.contentType, 'Content-Length': Buffer.byteLength(text) });
   c.res.end(text);

@@ -1,13 +1,14 @@
 // API keys and scopes. Keys live in a JSON file (--auth-file) as SHA-256 hashes; a presented key
 // is hashed and compared with every stored hash in constant time. Scopes are anchored patterns:
-// `publish:orders.*`, `consume:orders/billing-*`, `admin` (which may do everything).
+// `publish:orders.*`, `consume:orders/billing-*`, `stats` (read-only operations views: /metrics,
+// /v1/shards, the admin API's GETs) and `admin` (which may do everything).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ValidateFunction } from 'ajv';
 import { GatewayError } from './errors';
 
-export type Scope = { kind: 'admin' } | { kind: 'publish'; topic: RegExp } | { kind: 'consume'; topic: RegExp; channel: RegExp };
+export type Scope = { kind: 'admin' } | { kind: 'stats' } | { kind: 'publish'; topic: RegExp } | { kind: 'consume'; topic: RegExp; channel: RegExp };
 
 export interface Principal {
   name: string;
@@ -31,6 +32,7 @@ export function namePattern(pattern: string): RegExp {
 
 export function parseScope(text: string): Scope {
   if (text === 'admin') return { kind: 'admin' };
+  if (text === 'stats') return { kind: 'stats' };
   if (text.startsWith('publish:')) return { kind: 'publish', topic: namePattern(text.slice(8)) };
   if (text.startsWith('consume:')) {
     const [topic, channel] = text.slice(8).split('/');
@@ -91,6 +93,11 @@ export function canPublish(p: Principal, topic: string): boolean {
 
 export function canConsume(p: Principal, topic: string, channel: string): boolean {
   return p.scopes.some((s) => s.kind === 'admin' || (s.kind === 'consume' && s.topic.test(topic) && s.channel.test(channel)));
+}
+
+/** Reading the operations views (metrics, shards, the admin API's GETs): `stats` or `admin`. */
+export function canReadStats(p: Principal): boolean {
+  return p.scopes.some((s) => s.kind === 'admin' || s.kind === 'stats');
 }
 
 export function isAdmin(p: Principal): boolean {

@@ -19,7 +19,7 @@ const flags = {
   count: flag.int(0, 'stop after this many rows (0: never); also -n N', 0),
   httpTimeout: flag.duration(2_000, 'timeout of each /stats and /lookup request (with --gateway, of each admin API request)'),
   gateway: flag.string('', 'gateway base URL (http:// or https://): read the sums from its admin API (GET /v1/admin/topics/{topic}) instead of the shards'),
-  gatewayToken: { ...gatewayFlags.gatewayToken, help: gatewayFlags.gatewayToken.help + '; needs the admin scope' },
+  gatewayToken: { ...gatewayFlags.gatewayToken, help: gatewayFlags.gatewayToken.help + '; needs the stats (read-only) or admin scope' },
   logLevel: commonFlags.logLevel,
 };
 
@@ -208,7 +208,7 @@ export function program(io: ToolIO): Program<typeof flags> {
           cur = await sample();
         } catch (err) {
           if (isRefusal(err)) {
-            // a wrong key or a missing admin scope will not fix itself
+            // a wrong key or a missing stats scope will not fix itself
             logger.error('the gateway refused the request', { status: err.status, api_code: err.apiCode || undefined, error: errorText(err) });
             void finish(1);
             return;

@@ -1,14 +1,15 @@
 // The admin UI and its JSON API, as one Express router the gateway mounts: the static pages under
 // /admin/, reads and actions under /v1/admin/, live updates over SSE, and a read-only passthrough
-// to a known shard's own /stats, /info, /ping and /metrics. Everything under /v1/admin needs the
-// admin scope when auth is on; actions also refuse cross-origin browser requests.
+// to a known shard's own /stats, /info, /ping and /metrics. With auth on, reading under /v1/admin
+// needs the `stats` or `admin` scope and every action (POST) the `admin` scope; actions also refuse
+// cross-origin browser requests.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import express, { NextFunction, Request, Response, Router } from 'express';
 import type { Logger } from '../../runtime/logger';
 import { isValidName } from '../../wire/names';
-import { Auth, isAdmin } from '../auth';
+import { Auth, canReadStats, isAdmin } from '../auth';
 import { GatewayError, sendError, sendJson, toGatewayError } from '../errors';
 import type { Topology } from '../topology';
 import { Action, ActionContext, ActionResult, Actor, channelAction, TOPIC_ACTIONS, tombstone, topicAction } from './actions';
@@ -88,7 +89,9 @@ export function createAdmin(options: Partial<AdminOptions>, deps: AdminDeps): Ad
       return { who: 'anonymous', remote };
     }
     const p = auth.authenticate(req.headers.authorization);
-    if (!isAdmin(p)) throw new GatewayError('FORBIDDEN', { need: 'admin' });
+    // reads (GET) are open to the read-only `stats` scope; everything else changes the cluster
+    const read = req.method === 'GET' || req.method === 'HEAD';
+    if (read ? !canReadStats(p) : !isAdmin(p)) throw new GatewayError('FORBIDDEN', { need: read ? 'stats' : 'admin' });
     return { who: p.name, remote };
   };
   type H = (req: Request, res: Response, who: Actor) => Promise<void> | void;

@@ -18,6 +18,7 @@ const KEYS = {
   other: 'sk_other_4c6e8a0b2d4f6a8c0e2b4d6f8',
   slow: 'sk_slow_9e8d7c6b5a4f3e2d1c0b9a8f7e',
   admin: 'sk_admin_1a2b3c4d5e6f7a8b9c0d1e2f3a',
+  stats: 'sk_stats_6d5c4b3a2f1e0d9c8b7a6f5e4d',
 };
 const RECEIPT_SECRET = 'receipt-secret-5d1c9e7a3b2f4e6d8c0a';
 const RATE = 5;
@@ -40,6 +41,7 @@ describe('API keys and per-key limits', () => {
           { name: 'other-app', sha256: hex(KEYS.other), scopes: ['publish:orders'], expires_at: '2999-01-01T00:00:00Z' },
           { name: 'slow-app', sha256: hex(KEYS.slow), scopes: ['publish:orders'] },
           { name: 'ops', sha256: hex(KEYS.admin), scopes: ['admin'] },
+          { name: 'monitoring', sha256: hex(KEYS.stats), scopes: ['stats'] },
         ],
       }),
     );
@@ -97,6 +99,22 @@ describe('API keys and per-key limits', () => {
     expect([401, 403, 200]).toContain(admin.status); // listing shards may be open to any key; never a 5xx
     // admin may publish anywhere
     expect((await pub('orders_private', bearer(KEYS.admin))).status).toBe(200);
+  });
+
+  it('a read-only stats key reads /metrics, /v1/shards and the admin views, but cannot act, publish or consume', async () => {
+    const k = bearer(KEYS.stats);
+    for (const path of ['/metrics', '/v1/shards', '/v1/admin/cluster', '/v1/admin/topics', '/v1/admin/shards', `/v1/admin/shards/${shard.http}/stats?format=json`]) {
+      const r = await gw.call(path, 'GET', undefined, k);
+      expect([path, r.status]).toEqual([path, 200]);
+    }
+    const act = await gw.call('/v1/admin/topics/orders/pause', 'POST', undefined, k);
+    expect([act.status, act.json().error.code, act.json().error.details.need]).toEqual([403, 'FORBIDDEN', 'admin']);
+    expect((await pub('orders', k)).status).toBe(403);
+    expect((await gw.call('/v1/topics/orders/channels/c/messages?wait_ms=0', 'POST', undefined, k)).status).toBe(403);
+    // a publish-only key may not read them
+    const denied = await gw.call('/v1/admin/topics', 'GET', undefined, bearer(KEYS.orders));
+    expect([denied.status, denied.json().error.details.need]).toEqual([403, 'stats']);
+    expect((await gw.call('/metrics', 'GET', undefined, bearer(KEYS.orders))).status).toBe(403);
   });
 
   it('rate limit per key: 429 with Retry-After past the burst; other keys unaffected', async () => {
