@@ -5,29 +5,37 @@
 import { ConfigError, helpText, parseConfig } from '../runtime/config';
 import { createLogger } from '../runtime/logger';
 import type { Program } from '../runtime/program';
+import { SLUICE_VERSION } from '../runtime/version';
 
-const PROGRAMS: Record<string, () => Program> = {
-  dev: () => require('../dev/main').program,
-  shard: () => require('../shard/main').program,
-  lookup: () => require('../lookup/main').program,
-  gateway: () => require('../gateway/main').program,
-  tail: () => require('../tools/tail').program(process),
-  pub: () => require('../tools/pub').program(process),
-  stat: () => require('../tools/stat').program(process),
-  'to-http': () => require('../tools/to-http').program(process),
-  'to-file': () => require('../tools/to-file').program(process),
+/** Each command: how to load it (only the one run is loaded) and one line for the command list. */
+const PROGRAMS: Record<string, { load: () => Program; about: string }> = {
+  dev: { load: () => require('../dev/main').program, about: 'a whole local cluster: one lookup, two shards, a gateway with the admin UI' },
+  shard: { load: () => require('../shard/main').program, about: 'a storage and delivery node, nsqd-compatible (TCP protocol V2 + HTTP API)' },
+  lookup: { load: () => require('../lookup/main').program, about: 'discovery, nsqlookupd-compatible' },
+  gateway: { load: () => require('../gateway/main').program, about: 'the HTTP/JSON front door: publish, consume (long-poll, SSE), webhooks, admin UI' },
+  tail: { load: () => require('../tools/tail').program(process), about: "print a topic's messages as they arrive" },
+  pub: { load: () => require('../tools/pub').program(process), about: 'publish stdin lines' },
+  stat: { load: () => require('../tools/stat').program(process), about: "a topic's or channel's depth and rates at intervals" },
+  'to-http': { load: () => require('../tools/to-http').program(process), about: 'deliver a channel to HTTP endpoints' },
+  'to-file': { load: () => require('../tools/to-file').program(process), about: 'persist a channel to rotating files' },
 };
 
 function usage(): string {
+  const width = Math.max(...Object.keys(PROGRAMS).map((n) => n.length));
   return [
     'Usage: sluice <command> [flags]',
     '',
     'Commands:',
-    ...Object.keys(PROGRAMS).map((name) => `  ${name}`),
+    ...Object.entries(PROGRAMS).map(([name, p]) => `  ${name.padEnd(width)}  ${p.about}`),
     '',
-    'Run `sluice <command> --help` for the flags of a command.',
+    'Run `sluice <command> --help` for the flags of a command, `sluice --version` for the version.',
     '',
   ].join('\n');
+}
+
+function version(): string {
+  const { ENGINE_VERSION } = require('../shard/engine/engine') as { ENGINE_VERSION: string };
+  return `sluice v${SLUICE_VERSION} (speaks nsqd v${ENGINE_VERSION}'s protocols; node ${process.version})\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -36,12 +44,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return name ? 0 : 1;
   }
-  const load = PROGRAMS[name];
-  if (!load) {
+  if (name === '--version' || name === 'version' || rest.includes('--version')) {
+    process.stdout.write(version());
+    return 0;
+  }
+  const entry = PROGRAMS[name];
+  if (!entry) {
     process.stderr.write(`sluice: unknown command "${name}"\n\n${usage()}`);
     return 2;
   }
-  const program = load();
+  const program = entry.load();
   let parsed;
   try {
     parsed = parseConfig(program.flags, rest, process.env);

@@ -8,11 +8,16 @@ function run(...args: string[]) {
 }
 
 describe('sluice CLI', () => {
-  it('lists its commands', () => {
+  it('lists its commands, each with what it is', () => {
     const r = run('--help');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/shard/);
-    expect(r.stdout).toMatch(/lookup/);
+    for (const cmd of ['dev', 'shard', 'lookup', 'gateway', 'tail', 'pub', 'stat', 'to-http', 'to-file']) expect(r.stdout).toMatch(new RegExp(`^  ${cmd} +\\S.+$`, 'm'));
+  });
+
+  it.each([['--version'], ['version'], ['shard', '--version']])('%s prints the version and the nsqd protocol it speaks', (...args) => {
+    const r = run(...args);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^sluice v\d+\.\d+\.\d+ \(speaks nsqd v1\.3\.0's protocols; node v\d+/);
   });
 
   it.each(['shard', 'lookup'])('%s --help prints every flag with its environment variable', (cmd) => {
