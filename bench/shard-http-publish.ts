@@ -3,12 +3,13 @@
 // per request by default. Starts one real shard from dist/bin/sluice.js on 127.0.0.1, a topic with
 // one channel (so each message is fanned out), and drives it from an undici loop in a worker thread.
 // Reports msg/s and, steadier on a shared machine, the CPU per message of the shard and of the load
-// generator from /proc. The channel is emptied every 200 ms so that the run measures the publish
+// generator from /proc. The channel is emptied every 200 ms (--empty-every) so that the run
+// measures the publish
 // path in memory rather than a growing heap or the disk queue.
 //
 // Usage (after `npm run build`):
 //   node dist/bench/shard-http-publish.js [--seconds 8] [--warmup 2] [--connections 16]
-//        [--batch 100] [--size 200] [--only mpub,sluice-mpub] [--shard-node-args --cpu-prof,--cpu-prof-dir=/tmp/prof]
+//        [--batch 100] [--size 200] [--only mpub,sluice-mpub] [--empty-every 200] [--shard-node-args --cpu-prof,--cpu-prof-dir=/tmp/prof]
 
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -135,6 +136,7 @@ async function main(): Promise<void> {
   const batch = Number(arg('batch', '100'));
   const size = Number(arg('size', '200'));
   const only = arg('only', 'mpub,sluice-mpub').split(',');
+  const emptyEvery = Number(arg('empty-every', '200'));
   const nodeArgs = arg('shard-node-args', '').split(',').filter(Boolean);
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-bench-shard-http-'));
   const shard = await start(['shard', '--tcp-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--data-path', dir, '--mem-queue-size', '10000000'], nodeArgs);
@@ -154,7 +156,7 @@ async function main(): Promise<void> {
       let emptying = true;
       const emptier = (async () => {
         while (emptying) {
-          await new Promise((r) => setTimeout(r, 200));
+          await new Promise((r) => setTimeout(r, emptyEvery));
           await post(`${origin}/channel/empty?topic=${c.topic}&channel=ch`);
         }
       })();
