@@ -246,8 +246,7 @@ export class Publisher {
         for (const shard of order) {
           try {
             const answer = await this.call(shard, topic, group);
-            const dup = answer.duplicates.length === 0 ? null : new Set(answer.duplicates);
-            for (let j = 0; j < idx.length; j++) results[idx[j]] = { id: answer.ids[j], shard, duplicate: dup !== null && dup.has(j) };
+            idx.forEach((i, j) => (results[i] = { id: answer.ids[j], shard, duplicate: answer.duplicates.includes(j) }));
             return;
           } catch (err) {
             if (err instanceof ShardError && err.clientFault) {
