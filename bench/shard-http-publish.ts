@@ -9,7 +9,8 @@
 //
 // Usage (after `npm run build`):
 //   node dist/bench/shard-http-publish.js [--seconds 8] [--warmup 2] [--connections 16]
-//        [--batch 100] [--size 200] [--only mpub,sluice-mpub] [--empty-every 200] [--shard-node-args --cpu-prof,--cpu-prof-dir=/tmp/prof]
+//        [--batch 100] [--size 200] [--only mpub,sluice-mpub] [--empty-every 200 (0: never)]
+//        [--mem-queue-size 10000000 (0: every message through the disk queue)] [--shard-node-args --cpu-prof,--cpu-prof-dir=/tmp/prof]
 
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -137,9 +138,10 @@ async function main(): Promise<void> {
   const size = Number(arg('size', '200'));
   const only = arg('only', 'mpub,sluice-mpub').split(',');
   const emptyEvery = Number(arg('empty-every', '200'));
+  const memQueueSize = arg('mem-queue-size', '10000000');
   const nodeArgs = arg('shard-node-args', '').split(',').filter(Boolean);
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-bench-shard-http-'));
-  const shard = await start(['shard', '--tcp-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--data-path', dir, '--mem-queue-size', '10000000'], nodeArgs);
+  const shard = await start(['shard', '--tcp-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--data-path', dir, '--mem-queue-size', memQueueSize], nodeArgs);
   const origin = `http://${shard.addr.http}`;
   const rows: string[] = [];
   try {
@@ -153,7 +155,7 @@ async function main(): Promise<void> {
       await post(`${origin}/topic/create?topic=${c.topic}`);
       await post(`${origin}/channel/create?topic=${c.topic}&channel=ch`);
       // Keeps the channel's memory queue short; emptying costs one call per 200 ms, not per message.
-      let emptying = true;
+      let emptying = emptyEvery > 0;
       const emptier = (async () => {
         while (emptying) {
           await new Promise((r) => setTimeout(r, emptyEvery));
