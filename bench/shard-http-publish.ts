@@ -4,8 +4,8 @@
 // one channel (so each message is fanned out), and drives it from an undici loop in a worker thread.
 // Reports msg/s and, steadier on a shared machine, the CPU per message of the shard and of the load
 // generator from /proc. The channel is emptied every 200 ms (--empty-every) so that the run
-// measures the publish
-// path in memory rather than a growing heap or the disk queue.
+// measures the publish path in memory rather than a growing heap; --mem-queue-size 0 measures
+// durable mode (the disk queue and the channel's crash journal) instead.
 //
 // Usage (after `npm run build`):
 //   node dist/bench/shard-http-publish.js [--seconds 8] [--warmup 2] [--connections 16]
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
       if (!only.includes(c.key)) continue;
       await post(`${origin}/topic/create?topic=${c.topic}`);
       await post(`${origin}/channel/create?topic=${c.topic}&channel=ch`);
-      // Keeps the channel's memory queue short; emptying costs one call per 200 ms, not per message.
+      // Keeps the channel's memory queue short; emptying costs one call per interval, not per message.
       let emptying = emptyEvery > 0;
       const emptier = (async () => {
         while (emptying) {
