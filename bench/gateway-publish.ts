@@ -6,6 +6,7 @@
 // Usage (after `npm run build`):
 //   node dist/bench/gateway-publish.js [--seconds 10] [--connections 64] [--size 200]
 //        [--batch 100] [--workers 1] [--warmup 2] [--only shard-pub,pub,batch,ndjson]
+//        [--gateway-node-args --cpu-prof,--cpu-prof-dir=/tmp/prof] [--shard-node-args …]
 
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -71,8 +72,8 @@ function arg(name: string, def: string): string {
   return i === -1 ? def : process.argv[i + 1];
 }
 
-function start(args: string[]): Promise<{ child: ChildProcess; addr: Record<string, string> }> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+function start(args: string[], nodeArgs: string[] = []): Promise<{ child: ChildProcess; addr: Record<string, string> }> {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   return new Promise((resolve, reject) => {
     let buf = '';
     child.stderr!.setEncoding('utf8');
@@ -141,11 +142,11 @@ async function main(): Promise<void> {
     const shards: { child: ChildProcess; addr: Record<string, string> }[] = [];
     for (let i = 0; i < 2; i++) {
       const s = await start(['shard', '--tcp-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--data-path', dirs[i], '--broadcast-address', '127.0.0.1',
-        '--node-id', String(i + 1), '--lookupd-tcp-address', lookup.addr.tcp, '--mem-queue-size', '100000']);
+        '--node-id', String(i + 1), '--lookupd-tcp-address', lookup.addr.tcp, '--mem-queue-size', '100000'], arg('shard-node-args', '').split(',').filter(Boolean));
       procs.push(s.child);
       shards.push(s);
     }
-    const gw = await start(['gateway', '--http-address', '127.0.0.1:0', '--lookupd-http-address', lookup.addr.http, '--lookupd-poll-interval', '1s']);
+    const gw = await start(['gateway', '--http-address', '127.0.0.1:0', '--lookupd-http-address', lookup.addr.http, '--lookupd-poll-interval', '1s'], arg('gateway-node-args', '').split(',').filter(Boolean));
     procs.push(gw.child);
     const gateway = `http://${gw.addr.http}`;
     // Let the lookup see both shards before the gateway places topics.
@@ -172,6 +173,7 @@ async function main(): Promise<void> {
       const r = await run();
       const reqs = r.tally.ok;
       const us = (sec: number) => (reqs > 0 ? ((sec * 1e6) / reqs).toFixed(0) : '-');
+      const perMsg = (sec: number) => (reqs > 0 ? ((sec * 1e6) / (reqs * perReq)).toFixed(2) : '-');
       const gwCpu = cpuSeconds(gw.child.pid) - before.gw;
       const shardCpu = shards.reduce((n, s) => n + cpuSeconds(s.child.pid), 0) - before.shards;
       const self = process.cpuUsage(before.self);
@@ -179,7 +181,8 @@ async function main(): Promise<void> {
       const m = await metricsOf();
       const calls = m.calls - before.calls;
       const line = `${name}: ${Math.round(r.rate).toLocaleString('en-US')} req/s` + (calls > 0 ? ` (${((m.published - before.published) / calls).toFixed(1)} msg per shard call)` : '') + (perReq > 1 ? ` = ${Math.round(r.rate * perReq).toLocaleString('en-US')} ${unit}` : '') +
-        `, p50 ${pct(r.tally.latencies, 50)}, p99 ${pct(r.tally.latencies, 99)}, CPU per request: gateway ${us(gwCpu)} µs, shards ${us(shardCpu)} µs, load generator ${us(loadCpu)} µs, failed ${r.tally.failed} ${JSON.stringify(r.tally.statuses)}`;
+        `, p50 ${pct(r.tally.latencies, 50)}, p99 ${pct(r.tally.latencies, 99)}, CPU per request: gateway ${us(gwCpu)} µs, shards ${us(shardCpu)} µs, load generator ${us(loadCpu)} µs` +
+        (perReq > 1 ? `; per message: gateway ${perMsg(gwCpu)} µs, shards ${perMsg(shardCpu)} µs, load generator ${perMsg(loadCpu)} µs` : '') + `, failed ${r.tally.failed} ${JSON.stringify(r.tally.statuses)}`;
       rows.push(line);
       process.stdout.write(line + '\n');
     };

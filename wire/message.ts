@@ -18,6 +18,9 @@ const TWO_32 = 4294967296;
 // nsqd's GUID epoch (ms): the id is (ms - epoch) << 22 | workerId << 12 | sequence.
 const GUID_EPOCH_MS = 1288834974657;
 
+/** "000".."fff": the last three hex digits of an id are the 12-bit sequence. */
+const HEX3: string[] = Array.from({ length: 4096 }, (_, i) => i.toString(16).padStart(3, '0'));
+
 /**
  * Makes ids unique per shard: a millisecond clock, a 10-bit worker id and a 12-bit sequence.
  * When the sequence runs out within one millisecond, the generator borrows the next millisecond,
@@ -26,15 +29,21 @@ const GUID_EPOCH_MS = 1288834974657;
 export class IdGenerator {
   private lastMs = 0;
   private seq = 0;
-  private hiMs = -1;
-  private hiHex = '';
+  /** The millisecond `prefix` was rendered for, and its first 13 hex digits (all but the sequence). */
+  private prefixMs = -1;
+  private prefix = '';
 
   constructor(private readonly workerId: number, private readonly nowMs: () => number = Date.now) {
     if (!Number.isInteger(workerId) || workerId < 0 || workerId > 1023) throw new RangeError('workerId must be 0..1023');
   }
 
   next(): string {
-    let ms = this.nowMs() - GUID_EPOCH_MS;
+    return this.nextAt(this.nowMs());
+  }
+
+  /** The next id, given the wall clock (ms) the caller already read: a batch reads it once. */
+  nextAt(wallMs: number): string {
+    let ms = wallMs - GUID_EPOCH_MS;
     if (ms <= this.lastMs) {
       ms = this.lastMs;
       this.seq++;
@@ -46,13 +55,14 @@ export class IdGenerator {
       this.lastMs = ms;
       this.seq = 0;
     }
-    const hiMs = Math.floor(ms / 1024);
-    if (hiMs !== this.hiMs) {
-      this.hiMs = hiMs;
-      this.hiHex = hiMs.toString(16).padStart(8, '0');
+    if (ms !== this.prefixMs) {
+      // 64-bit id = ms << 22 | workerId << 12 | seq; as hex: ms / 1024 (8 digits), then
+      // ms % 1024 and the worker id (5 digits), then the sequence (3 digits).
+      this.prefixMs = ms;
+      const hi = Math.floor(ms / 1024);
+      this.prefix = hi.toString(16).padStart(8, '0') + ((ms % 1024) * 1024 + this.workerId).toString(16).padStart(5, '0');
     }
-    const lo = (ms % 1024) * 4194304 + this.workerId * 4096 + this.seq;
-    return this.hiHex + lo.toString(16).padStart(8, '0');
+    return this.prefix + HEX3[this.seq];
   }
 }
 

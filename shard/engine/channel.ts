@@ -76,6 +76,8 @@ export class Channel {
   private readonly connections = new Map<number, Consumer>();
   private rr = 0;
   private pumping = false;
+  /** Bound once: commit() runs for every message put, and must not allocate a closure each time. */
+  private readonly flushQueue = (): void => this.queue.flush();
   private leaseInFlight = 0;
   private lastLeaseActivity = -Infinity;
   private everConsumed = false;
@@ -205,7 +207,7 @@ export class Channel {
   private commit(): void {
     const j = this.journal;
     if (!j) return;
-    j.commit(() => this.queue.flush());
+    j.commit(this.flushQueue);
     if (j.compactNeeded) j.rewrite(this.liveEntries());
   }
 

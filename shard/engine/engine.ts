@@ -188,8 +188,9 @@ export class Engine {
 
   // ---- publishing ----
 
-  private newMessage(body: Buffer): Message {
-    return new Message(this.ids.next(), body, this.clock.wallNow() * 1e6);
+  /** A new message stamped with `wallMs` (read once per publish call: a batch shares its time). */
+  private newMessage(body: Buffer, wallMs: number): Message {
+    return new Message(this.ids.nextAt(wallMs), body, wallMs * 1e6);
   }
 
   /** "OK", or the last storage failure (e.g. a full disk) until a later write succeeds. */
@@ -204,7 +205,7 @@ export class Engine {
   publish(topicName: string, body: Buffer, deferMs = 0): Message {
     const t = this.topic(topicName);
     return this.storing(t, () => {
-      const m = this.newMessage(body);
+      const m = this.newMessage(body, this.clock.wallNow());
       if (deferMs > 0) {
         // the wall-clock due time is what a disk queue or a restart keeps; the monotonic one is
         // what counts while the message stays in memory (a wall-clock step cannot move it)
@@ -222,8 +223,9 @@ export class Engine {
     const t = this.topic(topicName);
     return this.storing(t, () => {
       const out: Message[] = new Array(bodies.length);
+      const wallMs = this.clock.wallNow();
       for (let i = 0; i < bodies.length; i++) {
-        const m = this.newMessage(bodies[i]);
+        const m = this.newMessage(bodies[i], wallMs);
         t.put(m);
         out[i] = m;
       }

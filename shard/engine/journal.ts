@@ -29,7 +29,11 @@ export interface Journal {
   /** Records that `m` left the queue; returns the sequence number to hand back to returned(). */
   take(m: Message, kind: JournalKind, dueWall: number): number;
   returned(seq: number): void;
-  /** Writes TAKE records, runs `flushQueue` (the disk queue's writes), then writes RETURN records. */
+  /**
+   * Writes TAKE records, runs `flushQueue` (the disk queue's writes), then writes RETURN records.
+   * With no records waiting it does nothing: the queue's writes then go out with the topic's flush
+   * at the end of the publish call (or the channel's tick), not once per message.
+   */
   commit(flushQueue: () => void): void;
   /** Entries taken and never returned, from a previous run. */
   replay(): JournalEntry[];
@@ -155,6 +159,8 @@ export class FileJournal implements Journal {
   }
 
   commit(flushQueue: () => void): void {
+    // Nothing to order: a message put into the queue and not taken needs no write syscall of its own.
+    if (this.takes.len === 0 && this.returns.len === 0) return;
     this.write(this.takes);
     flushQueue();
     this.write(this.returns);

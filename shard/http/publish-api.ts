@@ -8,7 +8,7 @@ import { systemClock, type Clock } from '../engine/clock';
 import { IdempotencyWindow } from '../engine/idempotency';
 import { BatchFrameError, BatchMessage, decodeBatch, MAX_IDEMPOTENCY_KEY_LENGTH } from '../../wire/sluice-batch';
 import { topicArg, publishing } from './params';
-import { HttpError, readBody, Request, Router } from './router';
+import { HttpError, JsonText, readBody, Request, Router } from './router';
 
 export const PUBLISH_PREFIX = '/sluice';
 
@@ -36,6 +36,7 @@ export function publishBatch(engine: Engine, window: IdempotencyWindow, topic: s
   const duplicates: number[] = [];
   const firstOf = new Map<string, number>();
   const now: number[] = [];
+  const nowBodies: Buffer[] = [];
   for (let i = 0; i < msgs.length; i++) {
     const key = msgs[i].idempotencyKey;
     if (key !== undefined) {
@@ -52,16 +53,30 @@ export function publishBatch(engine: Engine, window: IdempotencyWindow, topic: s
       }
       firstOf.set(key, i);
     }
-    if (msgs[i].deferMs === 0) now.push(i);
-    else ids[i] = publishing(() => engine.publish(topic, msgs[i].body, msgs[i].deferMs)).id;
+    if (msgs[i].deferMs === 0) {
+      now.push(i);
+      nowBodies.push(msgs[i].body);
+    } else ids[i] = publishing(() => engine.publish(topic, msgs[i].body, msgs[i].deferMs)).id;
   }
   if (now.length > 0) {
-    const stored = publishing(() => engine.publishMany(topic, now.map((i) => msgs[i].body)));
+    const stored = publishing(() => engine.publishMany(topic, nowBodies));
     for (let j = 0; j < now.length; j++) ids[now[j]] = stored[j].id;
   }
   for (const [key, i] of firstOf) window.remember(topic, key, ids[i]);
   for (const i of duplicates) if (ids[i] === undefined) ids[i] = ids[firstOf.get(msgs[i].idempotencyKey as string) as number];
   return { ids, duplicates };
+}
+
+const PLAIN_ID = /^[\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * The /sluice/mpub answer, {"ids":[…],"duplicates":[…]}, rendered by hand. Freshly minted ids are
+ * hex; only a duplicate's id comes from the idempotency window (possibly restored from disk), so
+ * only those are checked before being embedded unescaped.
+ */
+export function batchAnswer(out: { ids: string[]; duplicates: number[] }): JsonText | { ids: string[]; duplicates: number[] } {
+  for (const i of out.duplicates) if (!PLAIN_ID.test(out.ids[i])) return out;
+  return new JsonText(out.ids.length === 0 ? '{"ids":[],"duplicates":[' + out.duplicates.join(',') + ']}' : '{"ids":["' + out.ids.join('","') + '"],"duplicates":[' + out.duplicates.join(',') + ']}');
 }
 
 export function registerPublishApi(router: Router, engine: Engine, config: PublishApiConfig, clock: Clock = systemClock): IdempotencyWindow {
@@ -100,7 +115,7 @@ export function registerPublishApi(router: Router, engine: Engine, config: Publi
       if (m.deferMs > config.maxReqTimeout) throw new HttpError(400, 'INVALID_DEFER', { index: i });
       if (m.idempotencyKey !== undefined && !KEY.test(m.idempotencyKey)) throw new HttpError(400, 'INVALID_IDEMPOTENCY_KEY', { index: i });
     }
-    return publishBatch(engine, window, topic, msgs);
+    return batchAnswer(publishBatch(engine, window, topic, msgs));
   });
 
   return window;

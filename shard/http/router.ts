@@ -24,6 +24,11 @@ export class Json {
   constructor(readonly value: unknown) {}
 }
 
+/** JSON already rendered by the handler (a hot path's answer), sent as JSON without re-encoding. */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 /** What a handler returns: text, raw bytes, a JSON value, or nothing (an empty 200). */
 export type Reply = string | Buffer | object | null | undefined;
 export type Handler = (r: Request) => Reply | Promise<Reply>;
@@ -112,7 +117,10 @@ export function send(res: ServerResponse, status: number, v: Reply): void {
   if (v === null || v === undefined) body = '';
   else if (typeof v === 'string') body = v;
   else if (Buffer.isBuffer(v)) body = v;
-  else {
+  else if (v instanceof JsonText) {
+    body = v.text;
+    type = 'application/json; charset=utf-8';
+  } else {
     body = JSON.stringify(v instanceof Json ? v.value : v);
     type = 'application/json; charset=utf-8';
   }

@@ -1,0 +1,197 @@
+// The shard's own HTTP batch publishing, without a gateway: nsqd-compatible `/mpub` (messages
+// separated by newlines, as nsqd's bench posts them) and Sluice's `/sluice/mpub` frame, 100 × 200 B
+// per request by default. Starts one real shard from dist/bin/sluice.js on 127.0.0.1, a topic with
+// one channel (so each message is fanned out), and drives it from an undici loop in a worker thread.
+// Reports msg/s and, steadier on a shared machine, the CPU per message of the shard and of the load
+// generator from /proc. The channel is emptied every 200 ms (--empty-every) so that the run
+// measures the publish path in memory rather than a growing heap; --mem-queue-size 0 measures
+// durable mode (the disk queue and the channel's crash journal) instead.
+//
+// Usage (after `npm run build`):
+//   node dist/bench/shard-http-publish.js [--seconds 8] [--warmup 2] [--connections 16]
+//        [--batch 100] [--size 200] [--only mpub,sluice-mpub] [--empty-every 200 (0: never)]
+//        [--mem-queue-size 10000000 (0: every message through the disk queue)] [--shard-node-args --cpu-prof,--cpu-prof-dir=/tmp/prof]
+
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { Pool, request } from 'undici';
+
+interface Load {
+  origin: string;
+  path: string;
+  body: Buffer;
+  connections: number;
+  seconds: number;
+}
+
+interface Tally {
+  ok: number;
+  failed: number;
+  statuses: Record<string, number>;
+}
+
+async function generate(load: Load): Promise<Tally> {
+  const pool = new Pool(load.origin, { connections: load.connections, pipelining: 1 });
+  const t: Tally = { ok: 0, failed: 0, statuses: {} };
+  const end = Date.now() + load.seconds * 1000;
+  const body = Buffer.from(load.body);
+  const one = async () => {
+    while (Date.now() < end) {
+      try {
+        const res = await pool.request({ path: load.path, method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+        await res.body.dump();
+        if (res.statusCode === 200) t.ok++;
+        else {
+          t.failed++;
+          t.statuses[res.statusCode] = (t.statuses[res.statusCode] ?? 0) + 1;
+        }
+      } catch (err) {
+        t.failed++;
+        const k = (err as { code?: string }).code ?? 'error';
+        t.statuses[k] = (t.statuses[k] ?? 0) + 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: load.connections }, one));
+  await pool.close();
+  return t;
+}
+
+if (!isMainThread) {
+  void generate(workerData as Load).then((t) => parentPort!.postMessage(t));
+}
+
+const CLI = path.resolve(__dirname, '../bin/sluice.js');
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? def : process.argv[i + 1];
+}
+
+function start(args: string[], nodeArgs: string[]): Promise<{ child: ChildProcess; addr: Record<string, string> }> {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      buf += d;
+      for (const line of buf.split('\n')) {
+        try {
+          const rec = JSON.parse(line) as Record<string, string>;
+          if (rec.message === 'listening') resolve({ child, addr: rec });
+        } catch {
+          /* partial line */
+        }
+      }
+      if (buf.length > 100_000) buf = buf.slice(-10_000);
+    });
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}: ${buf}`)));
+  });
+}
+
+/** CPU seconds a process has used (Linux /proc; 0 elsewhere): utime + stime at 100 ticks/s. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+function runLoad(load: Load): Promise<Tally> {
+  return new Promise<Tally>((resolve, reject) => {
+    const w = new Worker(__filename, { workerData: load });
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+}
+
+async function post(url: string): Promise<void> {
+  const res = await request(url, { method: 'POST' });
+  await res.body.dump();
+  if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode}`);
+}
+
+/** The frame of wire/sluice-batch.ts, built here so the bench does not depend on the code it measures. */
+function sluiceFrame(bodies: Buffer[]): Buffer {
+  const parts: Buffer[] = [Buffer.alloc(4)];
+  parts[0].writeUInt32BE(bodies.length, 0);
+  for (const b of bodies) {
+    const h = Buffer.alloc(10);
+    h.writeUInt32BE(0, 0); // defer_ms
+    h.writeUInt16BE(0, 4); // no idempotency key
+    h.writeUInt32BE(b.length, 6);
+    parts.push(h, b);
+  }
+  return Buffer.concat(parts);
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(arg('seconds', '8'));
+  const warmup = Number(arg('warmup', '2'));
+  const connections = Number(arg('connections', '16'));
+  const batch = Number(arg('batch', '100'));
+  const size = Number(arg('size', '200'));
+  const only = arg('only', 'mpub,sluice-mpub').split(',');
+  const emptyEvery = Number(arg('empty-every', '200'));
+  const memQueueSize = arg('mem-queue-size', '10000000');
+  const nodeArgs = arg('shard-node-args', '').split(',').filter(Boolean);
+  const dir = mkdtempSync(path.join(tmpdir(), 'sluice-bench-shard-http-'));
+  const shard = await start(['shard', '--tcp-address', '127.0.0.1:0', '--http-address', '127.0.0.1:0', '--data-path', dir, '--mem-queue-size', memQueueSize], nodeArgs);
+  const origin = `http://${shard.addr.http}`;
+  const rows: string[] = [];
+  try {
+    const bodies = Array.from({ length: batch }, (_, i) => Buffer.from(String(i % 10).repeat(size)));
+    const cases: { name: string; key: string; topic: string; path: string; body: Buffer }[] = [
+      { name: `shard /mpub (newline-separated, ${batch} x ${size} B)`, key: 'mpub', topic: 'bench-mpub', path: '/mpub?topic=bench-mpub', body: Buffer.from(bodies.map((b) => b.toString()).join('\n')) },
+      { name: `shard /sluice/mpub (${batch} x ${size} B, no keys)`, key: 'sluice-mpub', topic: 'bench-smpub', path: '/sluice/mpub?topic=bench-smpub', body: sluiceFrame(bodies) },
+    ];
+    for (const c of cases) {
+      if (!only.includes(c.key)) continue;
+      await post(`${origin}/topic/create?topic=${c.topic}`);
+      await post(`${origin}/channel/create?topic=${c.topic}&channel=ch`);
+      // Keeps the channel's memory queue short; emptying costs one call per interval, not per message.
+      let emptying = emptyEvery > 0;
+      const emptier = (async () => {
+        while (emptying) {
+          await new Promise((r) => setTimeout(r, emptyEvery));
+          await post(`${origin}/channel/empty?topic=${c.topic}&channel=ch`);
+        }
+      })();
+      try {
+        if (warmup > 0) await runLoad({ origin, path: c.path, body: c.body, connections, seconds: warmup });
+        const before = { shard: cpuSeconds(shard.child.pid), self: process.cpuUsage() };
+        const t = await runLoad({ origin, path: c.path, body: c.body, connections, seconds });
+        const shardCpu = cpuSeconds(shard.child.pid) - before.shard;
+        const self = process.cpuUsage(before.self);
+        const msgs = t.ok * batch;
+        const us = (sec: number) => (msgs > 0 ? ((sec * 1e6) / msgs).toFixed(2) : '-');
+        const line = `${c.name}, ${connections} conns: ${Math.round(msgs / seconds).toLocaleString('en-US')} msg/s, CPU per message: shard ${us(shardCpu)} µs, load generator ${us((self.user + self.system) / 1e6)} µs, failed ${t.failed} ${JSON.stringify(t.statuses)}`;
+        rows.push(line);
+        process.stdout.write(line + '\n');
+      } finally {
+        emptying = false;
+        await emptier;
+      }
+    }
+    process.stdout.write('RESULT ' + JSON.stringify(rows) + '\n');
+  } finally {
+    await new Promise<void>((resolve) => {
+      if (shard.child.exitCode !== null) return resolve();
+      shard.child.once('exit', () => resolve());
+      shard.child.kill('SIGTERM');
+    });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (isMainThread) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
