@@ -15,46 +15,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Pool, request } from 'undici';
+import { arg, cpuSeconds, start } from './harness';
 
-const CLI = path.resolve(__dirname, '../bin/sluice.js');
 const SECRET = 'bench-receipt-secret-0123456789abcdef';
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? def : process.argv[i + 1];
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function start(args: string[], nodeArgs: string[] = []): Promise<{ child: ChildProcess; addr: Record<string, string> }> {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        try {
-          const rec = JSON.parse(line) as Record<string, string>;
-          if (rec.message === 'listening') resolve({ child, addr: rec });
-        } catch {
-          /* partial line */
-        }
-      }
-      if (buf.length > 100_000) buf = buf.slice(-10_000);
-    });
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}: ${buf}`)));
-  });
-}
 
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 function rssMiB(pid: number | undefined): number {
   try {

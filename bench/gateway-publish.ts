@@ -8,12 +8,13 @@
 //        [--batch 100] [--workers 1] [--warmup 2] [--only shard-pub,pub,batch,ndjson]
 //        [--gateway-node-args --cpu-prof,--cpu-prof-dir=/tmp/prof] [--shard-node-args …]
 
-import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Pool, request } from 'undici';
+import { arg, cpuSeconds, start } from './harness';
 
 interface Load {
   origin: string;
@@ -65,32 +66,8 @@ if (!isMainThread) {
   void generate(workerData as Load).then((t) => parentPort!.postMessage(t));
 }
 
-const CLI = path.resolve(__dirname, '../bin/sluice.js');
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? def : process.argv[i + 1];
-}
 
-function start(args: string[], nodeArgs: string[] = []): Promise<{ child: ChildProcess; addr: Record<string, string> }> {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        try {
-          const rec = JSON.parse(line) as Record<string, string>;
-          if (rec.message === 'listening') resolve({ child, addr: rec });
-        } catch {
-          /* partial line */
-        }
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}: ${buf}`)));
-  });
-}
 
 async function runLoad(load: Load, workers: number): Promise<{ rate: number; tally: Tally }> {
   const per = Math.max(1, Math.floor(load.connections / workers));
@@ -111,15 +88,6 @@ async function runLoad(load: Load, workers: number): Promise<{ rate: number; tal
   return { rate: tally.ok / load.seconds, tally };
 }
 
-/** CPU seconds a process has used (Linux /proc; 0 elsewhere): utime + stime at 100 ticks/s. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 function pct(xs: number[], p: number): string {
   if (xs.length === 0) return '-';

@@ -12,12 +12,12 @@
 //        [--batch 100] [--size 200] [--only mpub,sluice-mpub] [--empty-every 200 (0: never)]
 //        [--mem-queue-size 10000000 (0: every message through the disk queue)] [--shard-node-args --cpu-prof,--cpu-prof-dir=/tmp/prof]
 
-import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Pool, request } from 'undici';
+import { arg, cpuSeconds, start } from './harness';
 
 interface Load {
   origin: string;
@@ -64,43 +64,9 @@ if (!isMainThread) {
   void generate(workerData as Load).then((t) => parentPort!.postMessage(t));
 }
 
-const CLI = path.resolve(__dirname, '../bin/sluice.js');
 
-function arg(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? def : process.argv[i + 1];
-}
 
-function start(args: string[], nodeArgs: string[]): Promise<{ child: ChildProcess; addr: Record<string, string> }> {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (d: string) => {
-      buf += d;
-      for (const line of buf.split('\n')) {
-        try {
-          const rec = JSON.parse(line) as Record<string, string>;
-          if (rec.message === 'listening') resolve({ child, addr: rec });
-        } catch {
-          /* partial line */
-        }
-      }
-      if (buf.length > 100_000) buf = buf.slice(-10_000);
-    });
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}: ${buf}`)));
-  });
-}
 
-/** CPU seconds a process has used (Linux /proc; 0 elsewhere): utime + stime at 100 ticks/s. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 function runLoad(load: Load): Promise<Tally> {
   return new Promise<Tally>((resolve, reject) => {
