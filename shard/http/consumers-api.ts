@@ -21,7 +21,7 @@ export function registerConsumersApi(router: Router, registry: HttpConsumerRegis
     if (isProblem(report)) throw new HttpError(400, 'INVALID_REPORT', { field: report.field, detail: report.detail });
     const result = registry.apply(report);
     if (result === 'REPORT_UNKNOWN') throw new HttpError(409, 'REPORT_UNKNOWN', { detail: 'this shard does not hold that base version: send a full report' });
-    if (result === 'TOO_MANY_GATEWAYS') throw new HttpError(503, 'TOO_MANY_GATEWAYS');
+    if (result === 'TOO_MANY_GATEWAYS' || result === 'TOO_MANY_ENTRIES') throw new HttpError(503, result);
     return { status: 'OK', version: report.version };
   });
 }

@@ -9,8 +9,10 @@ import type { HttpConsumerStats } from '../../wire/nsqd-stats';
 
 /** More gateways than this at once is refused (a stray client inventing ids cannot grow the table without bound). */
 export const MAX_GATEWAYS = 4096;
+/** Channel entries over every gateway at once: bounds the table's memory whatever ids and reports arrive. */
+export const MAX_ENTRIES = 200_000;
 
-export type ApplyResult = 'OK' | 'REPORT_UNKNOWN' | 'TOO_MANY_GATEWAYS';
+export type ApplyResult = 'OK' | 'REPORT_UNKNOWN' | 'TOO_MANY_GATEWAYS' | 'TOO_MANY_ENTRIES';
 
 interface GatewayEntry {
   id: string;
@@ -27,6 +29,8 @@ export class HttpConsumerRegistry implements EngineListener {
   private readonly gateways = new Map<string, GatewayEntry>();
   /** topic → channel → gateway id → counts: /stats asks per channel. */
   private readonly byTopic = new Map<string, Map<string, Map<string, ReportedChannel>>>();
+  /** Channel entries held over every gateway. */
+  private entries = 0;
 
   constructor(private readonly now: () => number) {}
 
@@ -35,6 +39,13 @@ export class HttpConsumerRegistry implements EngineListener {
     const now = this.now();
     this.prune(now);
     let g = this.gateways.get(r.gateway.id);
+    // Refused before anything changes: a report that would take the table past MAX_ENTRIES.
+    const added = isFull(r)
+      ? r.channels.length - (g ? g.channels.size : 0)
+      : g && g.version === r.base
+        ? r.changes.filter((c) => !isEmptyChannel(c) && !g!.channels.has(channelKey(c.topic, c.channel))).length
+        : 0;
+    if (added > 0 && this.entries + added > MAX_ENTRIES) return 'TOO_MANY_ENTRIES';
     if (isFull(r)) {
       if (g) this.clear(g);
       if (r.channels.length === 0) {
@@ -115,7 +126,9 @@ export class HttpConsumerRegistry implements EngineListener {
   }
 
   private put(g: GatewayEntry, c: ReportedChannel): void {
-    g.channels.set(channelKey(c.topic, c.channel), c);
+    const key = channelKey(c.topic, c.channel);
+    if (!g.channels.has(key)) this.entries++;
+    g.channels.set(key, c);
     let channels = this.byTopic.get(c.topic);
     if (!channels) this.byTopic.set(c.topic, (channels = new Map()));
     let per = channels.get(c.channel);
@@ -124,7 +137,7 @@ export class HttpConsumerRegistry implements EngineListener {
   }
 
   private remove(g: GatewayEntry, topic: string, channel: string): void {
-    g.channels.delete(channelKey(topic, channel));
+    if (g.channels.delete(channelKey(topic, channel))) this.entries--;
     const channels = this.byTopic.get(topic);
     const per = channels?.get(channel);
     if (!channels || !per) return;

@@ -3,7 +3,7 @@
 // after their TTL, an empty report clears at once, deleted channels and topics drop their entries;
 // and the report's validation names the field at fault.
 
-import { HttpConsumerRegistry, MAX_GATEWAYS } from '../../shard/http/http-consumers';
+import { HttpConsumerRegistry, MAX_ENTRIES, MAX_GATEWAYS } from '../../shard/http/http-consumers';
 import { ConsumerReport, isProblem, parseConsumerReport, ReportedChannel, ReportProblem } from '../../wire/consumer-report';
 
 const gw = (id: string) => ({ id, address: `127.0.0.1:${id.length + 4000}` });
@@ -103,6 +103,24 @@ describe('HttpConsumerRegistry', () => {
     expect(reg.apply(full('one-too-many', 1, [ch('billing', 1)]))).toBe('TOO_MANY_GATEWAYS');
     expect(reg.apply(full('gw0', 2, [ch('billing', 4)]))).toBe('OK');
     expect(reg.channel('orders', 'billing')).toHaveLength(MAX_GATEWAYS);
+  });
+  it('refuses a report that would take it past MAX_ENTRIES channel entries, changing nothing, and counts removals back', () => {
+    const { reg } = setup();
+    const many = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => ch(`${prefix}${i}`, 1));
+    const per = 40_000; // under one report's 50,000-channel limit
+    const gateways = MAX_ENTRIES / per;
+    for (let i = 0; i < gateways; i++) expect(reg.apply(full(`gw${i}`, 1, many('c', per)))).toBe('OK');
+    // full: one channel more anywhere is refused, and the table is as it was
+    expect(reg.apply(full('extra', 1, [ch('x', 1)]))).toBe('TOO_MANY_ENTRIES');
+    expect(reg.channel('orders', 'x')).toEqual([]);
+    expect(reg.apply(full('gw0', 2, many('c', per + 1)))).toBe('TOO_MANY_ENTRIES');
+    expect(reg.channel('orders', 'c0')).toHaveLength(gateways);
+    // a gateway may replace its own report with one of the same size, or shrink it…
+    expect(reg.apply(full('gw0', 3, many('d', per)))).toBe('OK');
+    expect(reg.apply(full('gw1', 2, many('c', 10)))).toBe('OK');
+    // …and what it gave up is free for others again
+    expect(reg.apply(full('extra', 1, [ch('x', 1)]))).toBe('OK');
+    expect(reg.channel('orders', 'x')).toHaveLength(1);
   });
 });
 
