@@ -19,10 +19,7 @@ import { arg, cpuSeconds, start } from './harness';
 
 const SECRET = 'bench-receipt-secret-0123456789abcdef';
 
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-
 
 function rssMiB(pid: number | undefined): number {
   try {

@@ -12,82 +12,12 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { Pool, request } from 'undici';
+import { isMainThread } from 'node:worker_threads';
+import { request } from 'undici';
 import { arg, cpuSeconds, start } from './harness';
+import { runLoad, serveLoadWorker, type Tally } from './load';
 
-interface Load {
-  origin: string;
-  path: string;
-  body: string;
-  contentType: string;
-  connections: number;
-  seconds: number;
-}
-
-interface Tally {
-  ok: number;
-  failed: number;
-  statuses: Record<string, number>;
-  latencies: number[];
-}
-
-async function generate(load: Load): Promise<Tally> {
-  const pool = new Pool(load.origin, { connections: load.connections, pipelining: 1 });
-  const t: Tally = { ok: 0, failed: 0, statuses: {}, latencies: [] };
-  const end = Date.now() + load.seconds * 1000;
-  const headers = { 'content-type': load.contentType };
-  const body = Buffer.from(load.body);
-  const one = async () => {
-    while (Date.now() < end) {
-      const start = performance.now();
-      try {
-        const res = await pool.request({ path: load.path, method: 'POST', body, headers });
-        await res.body.dump();
-        if (res.statusCode === 200) t.ok++;
-        else {
-          t.failed++;
-          t.statuses[res.statusCode] = (t.statuses[res.statusCode] ?? 0) + 1;
-        }
-      } catch (err) {
-        t.failed++;
-        const k = (err as { code?: string }).code ?? 'error';
-        t.statuses[k] = (t.statuses[k] ?? 0) + 1;
-      }
-      if ((t.ok & 63) === 0) t.latencies.push(performance.now() - start);
-    }
-  };
-  await Promise.all(Array.from({ length: load.connections }, one));
-  await pool.close();
-  return t;
-}
-
-if (!isMainThread) {
-  void generate(workerData as Load).then((t) => parentPort!.postMessage(t));
-}
-
-
-
-
-async function runLoad(load: Load, workers: number): Promise<{ rate: number; tally: Tally }> {
-  const per = Math.max(1, Math.floor(load.connections / workers));
-  const tallies = await Promise.all(
-    Array.from({ length: workers }, () => new Promise<Tally>((resolve, reject) => {
-      const w = new Worker(__filename, { workerData: { ...load, connections: per } });
-      w.once('message', resolve);
-      w.once('error', reject);
-    })),
-  );
-  const tally: Tally = { ok: 0, failed: 0, statuses: {}, latencies: [] };
-  for (const t of tallies) {
-    tally.ok += t.ok;
-    tally.failed += t.failed;
-    for (const [k, v] of Object.entries(t.statuses)) tally.statuses[k] = (tally.statuses[k] ?? 0) + v;
-    tally.latencies.push(...t.latencies);
-  }
-  return { rate: tally.ok / load.seconds, tally };
-}
-
+serveLoadWorker();
 
 function pct(xs: number[], p: number): string {
   if (xs.length === 0) return '-';
@@ -157,21 +87,21 @@ async function main(): Promise<void> {
     const base = { connections, seconds };
     if (only.includes('shard-pub')) {
       await measured(`shard /pub direct (nsqd-compatible), ${connections} conns, ${size} B`, '', 1, (secs) =>
-        runLoad({ ...base, seconds: secs ?? seconds, origin: `http://${shards[0].addr.http}`, path: '/pub?topic=bench-direct', body: message, contentType: 'application/octet-stream' }, workers));
+        runLoad(__filename, { ...base, seconds: secs ?? seconds, origin: `http://${shards[0].addr.http}`, path: '/pub?topic=bench-direct', body: message, contentType: 'application/octet-stream' }, workers));
     }
     if (only.includes('pub')) {
       await measured(`gateway POST /v1/topics/T/messages, ${connections} conns, ${size} B`, '', 1, (secs) =>
-        runLoad({ ...base, seconds: secs ?? seconds, origin: gateway, path: '/v1/topics/bench-pub/messages', body: message, contentType: 'application/octet-stream' }, workers));
+        runLoad(__filename, { ...base, seconds: secs ?? seconds, origin: gateway, path: '/v1/topics/bench-pub/messages', body: message, contentType: 'application/octet-stream' }, workers));
     }
     if (only.includes('batch')) {
       const body = JSON.stringify(Array.from({ length: batch }, () => ({ body: message })));
       await measured(`gateway POST /v1/topics/T/batch (JSON, ${batch} x ${size} B), ${Math.min(connections, 16)} conns`, 'msg/s', batch, (secs) =>
-        runLoad({ ...base, seconds: secs ?? seconds, connections: Math.min(connections, 16), origin: gateway, path: '/v1/topics/bench-batch/batch', body, contentType: 'application/json' }, workers));
+        runLoad(__filename, { ...base, seconds: secs ?? seconds, connections: Math.min(connections, 16), origin: gateway, path: '/v1/topics/bench-batch/batch', body, contentType: 'application/json' }, workers));
     }
     if (only.includes('ndjson')) {
       const body = Array.from({ length: batch }, () => JSON.stringify({ body: message })).join('\n');
       await measured(`gateway POST /v1/topics/T/batch (NDJSON, ${batch} x ${size} B), ${Math.min(connections, 16)} conns`, 'msg/s', batch, (secs) =>
-        runLoad({ ...base, seconds: secs ?? seconds, connections: Math.min(connections, 16), origin: gateway, path: '/v1/topics/bench-ndjson/batch', body, contentType: 'application/x-ndjson' }, workers));
+        runLoad(__filename, { ...base, seconds: secs ?? seconds, connections: Math.min(connections, 16), origin: gateway, path: '/v1/topics/bench-ndjson/batch', body, contentType: 'application/x-ndjson' }, workers));
     }
     process.stdout.write('RESULT ' + JSON.stringify(rows) + '\n');
   } finally {

@@ -29,7 +29,7 @@ interface Result {
 const HERE = path.resolve(__dirname);
 const CLI = path.resolve(__dirname, '../bin/sluice.js');
 /** Scripts driven by tcpBenches (or helpers), not run on their own. */
-const DRIVEN = new Set(['run.js', 'harness.js', 'nsq-client.js', 'tcp-writer.js', 'tcp-reader.js', 'tcp-latency.js']);
+const DRIVEN = new Set(['run.js', 'harness.js', 'load.js', 'nsq-client.js', 'tcp-writer.js', 'tcp-reader.js', 'tcp-latency.js']);
 
 function runScript(script: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -19,66 +19,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { Pool, request } from 'undici';
+import { isMainThread } from 'node:worker_threads';
+import { request } from 'undici';
 import { arg, cpuSeconds, start } from './harness';
+import { runLoad, serveLoadWorker } from './load';
 
-interface Load {
-  origin: string;
-  path: string;
-  body: Buffer;
-  connections: number;
-  seconds: number;
-}
-
-interface Tally {
-  ok: number;
-  failed: number;
-  statuses: Record<string, number>;
-}
-
-async function generate(load: Load): Promise<Tally> {
-  const pool = new Pool(load.origin, { connections: load.connections, pipelining: 1 });
-  const t: Tally = { ok: 0, failed: 0, statuses: {} };
-  const end = Date.now() + load.seconds * 1000;
-  const body = Buffer.from(load.body);
-  const one = async () => {
-    while (Date.now() < end) {
-      try {
-        const res = await pool.request({ path: load.path, method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
-        await res.body.dump();
-        if (res.statusCode === 200) t.ok++;
-        else {
-          t.failed++;
-          t.statuses[res.statusCode] = (t.statuses[res.statusCode] ?? 0) + 1;
-        }
-      } catch (err) {
-        t.failed++;
-        const k = (err as { code?: string }).code ?? 'error';
-        t.statuses[k] = (t.statuses[k] ?? 0) + 1;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: load.connections }, one));
-  await pool.close();
-  return t;
-}
-
-if (!isMainThread) {
-  void generate(workerData as Load).then((t) => parentPort!.postMessage(t));
-}
-
-
-
-
-
-function runLoad(load: Load): Promise<Tally> {
-  return new Promise<Tally>((resolve, reject) => {
-    const w = new Worker(__filename, { workerData: load });
-    w.once('message', resolve);
-    w.once('error', reject);
-  });
-}
+serveLoadWorker();
 
 async function post(url: string): Promise<void> {
   const res = await request(url, { method: 'POST' });
@@ -151,9 +97,9 @@ async function main(): Promise<void> {
         }
       })();
       try {
-        if (warmup > 0) await runLoad({ origin, path: c.path, body: c.body, connections, seconds: warmup });
+        if (warmup > 0) await runLoad(__filename, { origin, path: c.path, body: c.body, contentType: 'application/octet-stream', connections, seconds: warmup });
         const before = { shard: cpuSeconds(shard.child.pid), self: process.cpuUsage() };
-        const t = await runLoad({ origin, path: c.path, body: c.body, connections, seconds });
+        const t = (await runLoad(__filename, { origin, path: c.path, body: c.body, contentType: 'application/octet-stream', connections, seconds })).tally;
         const shardCpu = cpuSeconds(shard.child.pid) - before.shard;
         const self = process.cpuUsage(before.self);
         const msgs = t.ok * batch;
