@@ -307,47 +307,39 @@
     };
   }
 
-  function shardsView() {
+  // A page that reads one admin endpoint at most every 4 s and shows it as a table.
+  function polledTableView(title, path, what, toTable) {
     let live = h('div', { class: 'box empty', text: 'loading…' });
-    view.replaceChildren(h('h1', { text: 'Shards' }), live);
+    view.replaceChildren(h('h1', { text: title }), live);
     let last = 0;
     return {
       async update() {
         if (Date.now() - last < 4000) return;
         last = Date.now();
         try {
-          const r = await api('/v1/admin/shards');
-          const rows = r.shards.map((s) => h('tr', { 'data-shard': s.address }, h('td', { text: s.address }), cell('ok', s.ok ? 'up' : s.error || 'down', s.ok ? 'good' : 'bad'), cell('health', s.health || '–'), cell('version', s.version || '–'), cell('hostname', s.hostname || '–'), cell('tcp_port', s.tcp_port), cell('uptime', uptime(s.uptime_s)), cell('topics', s.topic_count), cell('breaker', s.breaker), cell('ms', s.ms),
-            h('td', {}, h('a', { href: '/v1/admin/shards/' + enc(s.address) + '/stats?format=json', text: 'stats' }))));
-          const box = table(['shard', 'state', 'health', 'version', 'hostname', 'tcp port', 'uptime', 'topics', 'breaker', 'ms', ''], rows, 'no shards known: is a lookup configured?');
+          const box = toTable(await api(path));
           live.replaceWith(box);
           live = box;
         } catch (err) {
-          say('cannot read shards: ' + err.message, true, true);
+          say('cannot read ' + what + ': ' + err.message, true, true);
         }
       },
     };
   }
 
+  function shardsView() {
+    return polledTableView('Shards', '/v1/admin/shards', 'shards', (r) => {
+      const rows = r.shards.map((s) => h('tr', { 'data-shard': s.address }, h('td', { text: s.address }), cell('ok', s.ok ? 'up' : s.error || 'down', s.ok ? 'good' : 'bad'), cell('health', s.health || '–'), cell('version', s.version || '–'), cell('hostname', s.hostname || '–'), cell('tcp_port', s.tcp_port), cell('uptime', uptime(s.uptime_s)), cell('topics', s.topic_count), cell('breaker', s.breaker), cell('ms', s.ms),
+        h('td', {}, h('a', { href: '/v1/admin/shards/' + enc(s.address) + '/stats?format=json', text: 'stats' }))));
+      return table(['shard', 'state', 'health', 'version', 'hostname', 'tcp port', 'uptime', 'topics', 'breaker', 'ms', ''], rows, 'no shards known: is a lookup configured?');
+    });
+  }
+
   function lookupsView() {
-    let live = h('div', { class: 'box empty', text: 'loading…' });
-    view.replaceChildren(h('h1', { text: 'Lookups' }), live);
-    let last = 0;
-    return {
-      async update() {
-        if (Date.now() - last < 4000) return;
-        last = Date.now();
-        try {
-          const r = await api('/v1/admin/lookups');
-          const rows = r.lookups.map((l) => h('tr', { 'data-lookup': l.address }, h('td', { text: l.address }), cell('ok', l.ok ? 'up' : l.error || 'down', l.ok ? 'good' : 'bad'), cell('version', l.version || '–'), cell('nodes', l.nodes), cell('polled', l.last_poll_ok ? 'ok' : 'failing', l.last_poll_ok ? 'good' : 'bad')));
-          const box = table(['lookup', 'state', 'version', 'nodes', "gateway's last poll"], rows, 'no lookups configured (shards given with --shard-http-address)');
-          live.replaceWith(box);
-          live = box;
-        } catch (err) {
-          say('cannot read lookups: ' + err.message, true, true);
-        }
-      },
-    };
+    return polledTableView('Lookups', '/v1/admin/lookups', 'lookups', (r) => {
+      const rows = r.lookups.map((l) => h('tr', { 'data-lookup': l.address }, h('td', { text: l.address }), cell('ok', l.ok ? 'up' : l.error || 'down', l.ok ? 'good' : 'bad'), cell('version', l.version || '–'), cell('nodes', l.nodes), cell('polled', l.last_poll_ok ? 'ok' : 'failing', l.last_poll_ok ? 'good' : 'bad')));
+      return table(['lookup', 'state', 'version', 'nodes', "gateway's last poll"], rows, 'no lookups configured (shards given with --shard-http-address)');
+    });
   }
 
   // ---- routing ----
