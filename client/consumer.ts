@@ -13,7 +13,7 @@ import { ConsumerLink, type LinkOwner } from './consumer-link';
 import { lookupTopic } from './lookup';
 import { Message } from './message';
 import { planRdy } from './rdy';
-import { emitDelivery, type DeliveryOptions, type MessageSource } from './source';
+import { emitDelivery, type DeliveryCounts, type DeliveryOptions, type MessageSource } from './source';
 
 export interface ConsumerOptions extends ConnectionOptions, DeliveryOptions {
   /** Lookups to poll for the nodes holding the topic ("host:port" or "http://host:port"). */
@@ -39,13 +39,9 @@ export interface ConsumerOptions extends ConnectionOptions, DeliveryOptions {
   closeTimeoutMs?: number;
 }
 
-export interface ConsumerStats {
+export interface ConsumerStats extends DeliveryCounts {
   connections: number;
   inFlight: number;
-  received: number;
-  finished: number;
-  requeued: number;
-  discarded: number;
   backoffLevel: number;
 }
 

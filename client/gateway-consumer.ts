@@ -17,7 +17,7 @@ import { ClientError, errorText, GatewayCallError } from './errors';
 import { GatewayHttp, retryDelayMs } from './gateway-http';
 import { Message, type MessageSettler } from './message';
 import { RECEIPT_PATTERN, ReceiptBatcher, SETTLE_OPS, settleBody, sortResults, type PendingReceipt, type SettleOp } from './receipt-batcher';
-import { emitDelivery, type DeliveryOptions, type MessageSource } from './source';
+import { emitDelivery, type DeliveryCounts, type DeliveryOptions, type MessageSource } from './source';
 
 export interface GatewayConsumerOptions extends DeliveryOptions {
   /** The gateway's base URL (http:// or https://). */
@@ -41,12 +41,8 @@ export interface GatewayConsumerOptions extends DeliveryOptions {
   now?: () => number;
 }
 
-export interface GatewayConsumerStats {
+export interface GatewayConsumerStats extends DeliveryCounts {
   inFlight: number;
-  received: number;
-  finished: number;
-  requeued: number;
-  discarded: number;
   backoffLevel: number;
 }
 

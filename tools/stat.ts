@@ -7,7 +7,7 @@ import { errorText, GatewayCallError } from '../client/errors';
 import { GatewayHttp } from '../client/gateway-http';
 import { ConfigError, flag, parseHostPort } from '../runtime/config';
 import { defineProgram, type Program } from '../runtime/program';
-import { parseStats, type NsqdChannelCounts } from '../wire/nsqd-stats';
+import { channelCounters, parseStats, type NsqdChannelCounts } from '../wire/nsqd-stats';
 import { commonFlags, finishOnce, gatewayFlags, gatewayTarget, parseCount, requireTopic, validName, shortFlags, type GatewayTarget, type ToolIO } from './common';
 
 const flags = {
@@ -59,19 +59,6 @@ function channelSample(c: Counts): Sample {
   };
 }
 
-/** A channel of the gateway admin API's topic view (summed over shards), read leniently. */
-function adminCounts(c: Rec): Counts {
-  return {
-    depth: num(c.depth),
-    backend_depth: num(c.backend_depth),
-    in_flight_count: num(c.in_flight_count),
-    deferred_count: num(c.deferred_count),
-    message_count: num(c.message_count),
-    requeue_count: num(c.requeue_count),
-    timeout_count: num(c.timeout_count),
-    client_count: num(c.client_count),
-  };
-}
 
 export function addSamples(a: Sample, b: Sample): Sample {
   const out = { ...a };
@@ -101,9 +88,9 @@ export function sampleFromAdminTopic(doc: unknown, channel: string): Sample {
   const channels = list(t.channels);
   if (channel !== '') {
     const c = channels.find((x) => x.name === channel);
-    return c ? channelSample(adminCounts(c)) : ZERO;
+    return c ? channelSample(channelCounters(c)) : ZERO;
   }
-  const summed = channels.map((c) => channelSample(adminCounts(c))).reduce(addSamples, ZERO);
+  const summed = channels.map((c) => channelSample(channelCounters(c))).reduce(addSamples, ZERO);
   const depth = num(t.depth);
   const backend = num(t.backend_depth);
   return { ...summed, depth, memoryDepth: depth - backend, backendDepth: backend, messages: num(t.message_count) };

@@ -71,6 +71,20 @@ function httpConsumers(v: unknown): HttpConsumerStats[] {
   return out;
 }
 
+/** A channel's counters read leniently from any object with nsqd's field names (missing or malformed: 0). */
+export function channelCounters(c: Record<string, unknown>): Omit<NsqdChannelCounts, 'channel_name' | 'paused'> {
+  return {
+    depth: num(c.depth),
+    backend_depth: num(c.backend_depth),
+    in_flight_count: num(c.in_flight_count),
+    deferred_count: num(c.deferred_count),
+    message_count: num(c.message_count),
+    requeue_count: num(c.requeue_count),
+    timeout_count: num(c.timeout_count),
+    client_count: num(c.client_count),
+  };
+}
+
 /** nsqd's /stats?format=json document → the fields used here (nsqd < 1.0 wrapped it in "data"). */
 export function parseStats(doc: unknown): ShardStats {
   const top = (doc ?? {}) as Record<string, unknown>;
@@ -87,13 +101,7 @@ export function parseStats(doc: unknown): ShardStats {
       const http = httpConsumers(c.http_consumers);
       channels.push({
         channel_name: c.channel_name,
-        depth: num(c.depth),
-        backend_depth: num(c.backend_depth),
-        in_flight_count: num(c.in_flight_count),
-        deferred_count: num(c.deferred_count),
-        message_count: num(c.message_count),
-        requeue_count: num(c.requeue_count),
-        timeout_count: num(c.timeout_count),
+        ...channelCounters(c),
         client_count: Array.isArray(c.clients) && c.clients.length > 0 ? c.clients.length : num(c.client_count),
         paused: c.paused === true,
         clients: Array.isArray(c.clients) ? (c.clients as unknown[]).filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null) : [],
